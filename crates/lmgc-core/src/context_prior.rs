@@ -1,0 +1,161 @@
+//! The built-in prior: an adaptive order-k context model over bytes.
+//!
+//! It needs no model file, so the whole LM-GC pipeline (serializer, tokens, windows,
+//! tables, range coder, container) runs and is tested without `lmgc-model`. Tokens are
+//! bytes (ids 0-255) plus BOS (256). Within a window, the table for the next byte comes from
+//! counts of what followed the last `k` bytes earlier in the same window.
+
+use std::collections::HashMap;
+
+use crate::cdf::FrequencyTable;
+use crate::prior::{PrefillVisitor, Prior, PriorFingerprint, StepVisitor, TableSpec, TokenId};
+use crate::{Error, Result};
+
+const BOS: TokenId = 256;
+const VOCAB: usize = 257;
+/// Count added per occurrence; the prior count of every allowed symbol is 1.
+const INCREMENT: u64 = 16;
+/// Name prefix that marks the built-in prior in a fingerprint.
+const NAME_PREFIX: &str = "context-o";
+const RECIPE_VERSION: u32 = 1;
+
+/// Adaptive order-`k` byte context model.
+#[derive(Debug, Clone)]
+pub struct ContextPrior {
+    order: usize,
+    windows: Vec<WindowState>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct WindowState {
+    history: Vec<u8>,
+    counts: HashMap<u64, Vec<u64>>,
+}
+
+impl WindowState {
+    fn key(&self, order: usize) -> u64 {
+        let n = self.history.len().min(order);
+        let mut key = n as u64;
+        for &b in &self.history[self.history.len() - n..] {
+            key = (key << 8) | u64::from(b);
+        }
+        key
+    }
+
+    fn table(&self, order: usize, spec: &TableSpec, scratch: &mut Vec<u64>) -> Result<FrequencyTable> {
+        scratch.clear();
+        match self.counts.get(&self.key(order)) {
+            Some(c) => scratch.extend(c.iter().map(|&c| c + 1)),
+            None => scratch.resize(VOCAB, 1),
+        }
+        scratch[BOS as usize] = 0;
+        let mut mask = spec.mask.clone().unwrap_or_else(|| vec![true; VOCAB]);
+        mask[BOS as usize] = false;
+        FrequencyTable::from_weights(scratch, Some(&mask), spec.precision)
+    }
+
+    fn push(&mut self, order: usize, token: TokenId) -> Result<()> {
+        if token == BOS {
+            return Ok(());
+        }
+        let byte = u8::try_from(token).map_err(|_| Error::Prior(format!("token {token} outside the byte vocabulary")))?;
+        let key = self.key(order);
+        self.counts.entry(key).or_insert_with(|| vec![0; VOCAB])[byte as usize] += INCREMENT;
+        self.history.push(byte);
+        Ok(())
+    }
+}
+
+impl ContextPrior {
+    /// Largest supported context order.
+    pub const MAX_ORDER: usize = 7;
+
+    /// An order-`k` model, `0 <= k <= 7`.
+    pub fn new(order: usize) -> Result<Self> {
+        if order > Self::MAX_ORDER {
+            return Err(Error::InvalidArgument {
+                what: "context order",
+                reason: format!("{order}; use 0 to {}", Self::MAX_ORDER),
+            });
+        }
+        Ok(ContextPrior {
+            order,
+            windows: Vec::new(),
+        })
+    }
+
+    /// Rebuilds the built-in prior a fingerprint names, if it names one.
+    pub fn from_fingerprint(fp: &PriorFingerprint) -> Option<Self> {
+        let order = fp.name.strip_prefix(NAME_PREFIX)?.parse().ok()?;
+        let prior = Self::new(order).ok()?;
+        (prior.fingerprint() == *fp).then_some(prior)
+    }
+}
+
+impl Prior for ContextPrior {
+    fn fingerprint(&self) -> PriorFingerprint {
+        PriorFingerprint {
+            name: format!("{NAME_PREFIX}{}", self.order),
+            model_sha256: PriorFingerprint::sha256(
+                format!("lmgc built-in context prior: order {}, increment {INCREMENT}", self.order).as_bytes(),
+            ),
+            recipe_version: RECIPE_VERSION,
+            tokenizer_sha256: PriorFingerprint::sha256(b"lmgc byte tokenizer: 256 bytes, BOS 256"),
+        }
+    }
+
+    fn vocab_size(&self) -> usize {
+        VOCAB
+    }
+
+    fn bos(&self) -> TokenId {
+        BOS
+    }
+
+    fn tokenize(&self, text: &[u8]) -> Result<Vec<TokenId>> {
+        Ok(text.iter().map(|&b| TokenId::from(b)).collect())
+    }
+
+    fn detokenize(&self, tokens: &[TokenId], out: &mut Vec<u8>) -> Result<()> {
+        for &t in tokens {
+            out.push(u8::try_from(t).map_err(|_| Error::Prior(format!("token {t} has no text")))?);
+        }
+        Ok(())
+    }
+
+    fn tokens_within(&self, charset: &[u8]) -> Vec<TokenId> {
+        charset.iter().map(|&b| TokenId::from(b)).collect()
+    }
+
+    fn prefill(&mut self, windows: &[&[TokenId]], spec: &TableSpec, visit: &mut PrefillVisitor<'_>) -> Result<()> {
+        let mut scratch = Vec::with_capacity(VOCAB);
+        for (w, tokens) in windows.iter().enumerate() {
+            let mut state = WindowState::default();
+            for (t, &token) in tokens.iter().enumerate() {
+                if t > 0 {
+                    visit(w, t, &state.table(self.order, spec, &mut scratch)?)?;
+                }
+                state.push(self.order, token)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, n: usize) -> Result<()> {
+        self.windows = vec![WindowState::default(); n];
+        Ok(())
+    }
+
+    fn step(&mut self, inputs: &[(usize, TokenId)], spec: &TableSpec, visit: &mut StepVisitor<'_>) -> Result<()> {
+        let mut scratch = Vec::with_capacity(VOCAB);
+        for &(w, token) in inputs {
+            let state = self
+                .windows
+                .get_mut(w)
+                .ok_or_else(|| Error::Internal(format!("step on window {w} that was not started")))?;
+            state.push(self.order, token)?;
+            visit(w, &state.table(self.order, spec, &mut scratch)?)?;
+        }
+        Ok(())
+    }
+}

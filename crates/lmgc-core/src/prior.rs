@@ -1,0 +1,97 @@
+//! The `Prior` trait: the one boundary between the coder and a probability model.
+//!
+//! A prior owns a tokenizer and predicts, for every position of a window of tokens, a
+//! [`FrequencyTable`] over its vocabulary. The encoder scores whole windows at once
+//! ([`Prior::prefill`]); the decoder, which learns each token only after decoding it, steps
+//! windows forward one token at a time ([`Prior::step`]). The two must produce identical
+//! tables; for an LLM that is the integer-exact numerics contract of `lmgc-model`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cdf::{FrequencyTable, Precision};
+use crate::Result;
+
+/// A token id in a prior's vocabulary.
+pub type TokenId = u32;
+
+/// What identifies a prior: the same fingerprint means the same tables for the same tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PriorFingerprint {
+    /// Human-readable name (`context-o3`, `smollm2-135m`).
+    pub name: String,
+    /// SHA-256 of the model file (or of the built-in model's parameters).
+    pub model_sha256: [u8; 32],
+    /// Version of the quantization/evaluation recipe that turns the file into integer tables.
+    pub recipe_version: u32,
+    /// SHA-256 of the tokenizer definition.
+    pub tokenizer_sha256: [u8; 32],
+}
+
+impl PriorFingerprint {
+    /// SHA-256 helper for building fingerprints.
+    pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+        Sha256::digest(bytes).into()
+    }
+}
+
+impl fmt::Display for PriorFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let short = |h: &[u8; 32]| h[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        write!(
+            f,
+            "{} (model {}, recipe v{}, tokenizer {})",
+            self.name,
+            short(&self.model_sha256),
+            self.recipe_version,
+            short(&self.tokenizer_sha256)
+        )
+    }
+}
+
+/// How tables are built: their precision and which tokens may occur at all.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// Bits of table resolution.
+    pub precision: Precision,
+    /// `mask[token]` is false for tokens that cannot occur (they get frequency 0); `None`
+    /// allows the whole vocabulary.
+    pub mask: Option<Vec<bool>>,
+}
+
+/// Receives one table: `(window, position, table)` from [`Prior::prefill`].
+pub type PrefillVisitor<'a> = dyn FnMut(usize, usize, &FrequencyTable) -> Result<()> + 'a;
+/// Receives one table: `(window, table)` from [`Prior::step`].
+pub type StepVisitor<'a> = dyn FnMut(usize, &FrequencyTable) -> Result<()> + 'a;
+
+/// A probability model over token sequences, evaluated window by window.
+///
+/// Every window starts with [`Prior::bos`] and is independent of all others. Implementations
+/// must be deterministic: the tables for a window depend only on the fingerprint and on the
+/// window's tokens so far — not on batch composition, thread count or hardware.
+pub trait Prior: Send {
+    /// Identity; recorded in every container this prior encodes.
+    fn fingerprint(&self) -> PriorFingerprint;
+    /// Number of token ids.
+    fn vocab_size(&self) -> usize;
+    /// The token every window starts with.
+    fn bos(&self) -> TokenId;
+    /// Splits text (latin-1, one byte per character) into tokens.
+    fn tokenize(&self, text: &[u8]) -> Result<Vec<TokenId>>;
+    /// Appends the text of `tokens` to `out`. Must be concatenative:
+    /// `detokenize(a ++ b) == detokenize(a) ++ detokenize(b)`.
+    fn detokenize(&self, tokens: &[TokenId], out: &mut Vec<u8>) -> Result<()>;
+    /// Tokens whose text is non-empty and made only of characters in `charset`.
+    fn tokens_within(&self, charset: &[u8]) -> Vec<TokenId>;
+    /// Encoder side: for every window `w` and position `t` in `1..windows[w].len()`, calls
+    /// `visit(w, t, table)` with the table that predicts `windows[w][t]` from `windows[w][..t]`.
+    /// Calls for one window come in increasing `t`.
+    fn prefill(&mut self, windows: &[&[TokenId]], spec: &TableSpec, visit: &mut PrefillVisitor<'_>) -> Result<()>;
+    /// Decoder side: forgets all windows and opens `n` empty ones.
+    fn start(&mut self, n: usize) -> Result<()>;
+    /// Decoder side: appends `token` to each listed window (the first call passes BOS) and
+    /// calls `visit(w, table)` with the table for each window's next position.
+    fn step(&mut self, inputs: &[(usize, TokenId)], spec: &TableSpec, visit: &mut StepVisitor<'_>) -> Result<()>;
+}
