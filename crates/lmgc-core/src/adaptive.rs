@@ -1,8 +1,8 @@
 //! An adaptive frequency model: counts that learn from the symbols seen, turned into a
 //! [`FrequencyTable`] every so often. Encoder and decoder update it identically.
 
-use crate::cdf::{FrequencyTable, Precision};
 use crate::Result;
+use crate::cdf::{FrequencyTable, Precision};
 
 /// What a symbol adds to its count.
 const INCREMENT: u32 = 24;

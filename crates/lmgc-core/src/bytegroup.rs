@@ -49,7 +49,9 @@ impl Models {
     fn new(w: usize) -> Result<Self> {
         Ok(Models {
             context: [vec_of_none(), vec_of_none()],
-            order0: (2..w.max(2)).map(|_| AdaptiveModel::new(256)).collect::<Result<_>>()?,
+            order0: (2..w.max(2))
+                .map(|_| AdaptiveModel::new(256))
+                .collect::<Result<_>>()?,
         })
     }
 
@@ -133,7 +135,11 @@ pub fn chunk_lengths(dtype: DType, len: u64) -> Vec<u64> {
 }
 
 /// Encodes a block: one stream per chunk, chunks in parallel.
-pub fn encode(dtype: DType, data: &[u8], progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<(Vec<u8>, u64)>> {
+pub fn encode(
+    dtype: DType,
+    data: &[u8],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<(Vec<u8>, u64)>> {
     let lens = chunk_lengths(dtype, data.len() as u64);
     let mut starts = Vec::with_capacity(lens.len());
     let mut at = 0usize;
@@ -152,7 +158,12 @@ pub fn encode(dtype: DType, data: &[u8], progress: &(dyn Fn(u64) + Sync)) -> Res
 }
 
 /// Decodes a block from its streams (`(stream bytes, chunk length)` pairs) into `out`.
-pub fn decode(dtype: DType, streams: &[(&[u8], u64)], out: &mut [u8], progress: &(dyn Fn(u64) + Sync)) -> Result<()> {
+pub fn decode(
+    dtype: DType,
+    streams: &[(&[u8], u64)],
+    out: &mut [u8],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
     let mut pieces = Vec::with_capacity(streams.len());
     let mut rest = out;
     for &(s, n) in streams {
@@ -184,17 +195,35 @@ mod tests {
 
     #[test]
     fn rotation_is_invertible() {
-        for (w, bits) in [(4usize, 0x8000_0001u64), (2, 0xffff), (8, u64::MAX - 5), (1, 0x80)] {
+        for (w, bits) in [
+            (4usize, 0x8000_0001u64),
+            (2, 0xffff),
+            (8, u64::MAX - 5),
+            (1, 0x80),
+        ] {
             assert_eq!(rotate_out(rotate_in(bits, w, true), w, true), bits);
         }
         // f32: the exponent becomes the top byte.
-        assert_eq!(rotate_in(u64::from((-1.0f32).to_bits()), 4, true) >> 24, 127);
+        assert_eq!(
+            rotate_in(u64::from((-1.0f32).to_bits()), 4, true) >> 24,
+            127
+        );
     }
 
     #[test]
     fn special_floats_survive() {
-        let values = [f32::NAN, -f32::NAN, f32::from_bits(0x7fc0_1234), f32::INFINITY, f32::NEG_INFINITY,
-                      -0.0, 0.0, f32::MIN_POSITIVE / 3.0, f32::MAX, f32::MIN];
+        let values = [
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7fc0_1234),
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            0.0,
+            f32::MIN_POSITIVE / 3.0,
+            f32::MAX,
+            f32::MIN,
+        ];
         let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         round_trip(DType::F32, &data);
     }
@@ -205,7 +234,9 @@ mod tests {
         let mut s = 1u64;
         let data: Vec<u8> = (0..(CHUNK_BYTES / 4 + 1000))
             .flat_map(|i| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let u = ((s >> 11) as f64 / (1u64 << 53) as f64).max(1e-12);
                 let sign = if s & 1 == 0 { 1.0 } else { -1.0 };
                 let scale = 1e-3 * (1.0 + (i as f64 / 5e4).sin().abs());

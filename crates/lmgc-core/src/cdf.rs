@@ -118,7 +118,11 @@ impl FrequencyTable {
     /// every other symbol gets `1 + floor(w_s * R / W)` where `R` is what is left of the total
     /// after the ones and `W` the sum of allowed weights; the rounding remainder goes to the
     /// heaviest symbol (lowest index on ties). Weights must not exceed `2^40`.
-    pub fn from_weights(weights: &[u64], mask: Option<&[bool]>, precision: Precision) -> Result<Self> {
+    pub fn from_weights(
+        weights: &[u64],
+        mask: Option<&[bool]>,
+        precision: Precision,
+    ) -> Result<Self> {
         let mut out = FrequencyTable {
             cumulative: Vec::with_capacity(weights.len() + 1),
             precision,
@@ -131,7 +135,11 @@ impl FrequencyTable {
     pub fn refill_from_weights(&mut self, weights: &[u64], mask: Option<&[bool]>) -> Result<()> {
         if let Some(m) = mask {
             if m.len() != weights.len() {
-                return Err(Error::Internal(format!("mask of {} for {} weights", m.len(), weights.len())));
+                return Err(Error::Internal(format!(
+                    "mask of {} for {} weights",
+                    m.len(),
+                    weights.len()
+                )));
             }
         }
         let allowed = |s: usize| mask.is_none_or(|m| m[s]);
@@ -140,7 +148,9 @@ impl FrequencyTable {
         if n == 0 || n > total {
             return Err(Error::InvalidArgument {
                 what: "alphabet",
-                reason: format!("{n} allowed symbols for a table total of {total}; need 1 to {total}"),
+                reason: format!(
+                    "{n} allowed symbols for a table total of {total}; need 1 to {total}"
+                ),
             });
         }
         let spare = total - n;
@@ -206,7 +216,12 @@ impl FrequencyTable {
     /// Builds a table from integer scores in the log2 domain: symbol `s` gets weight
     /// `2^(scores[s] / 2^frac_bits)` relative to the best score, evaluated in fixed point.
     /// A logit in nats becomes such a score after multiplying by `2^frac_bits / ln 2`.
-    pub fn from_scores(scores: &[i32], frac_bits: u8, mask: Option<&[bool]>, precision: Precision) -> Result<Self> {
+    pub fn from_scores(
+        scores: &[i32],
+        frac_bits: u8,
+        mask: Option<&[bool]>,
+        precision: Precision,
+    ) -> Result<Self> {
         if frac_bits > 24 {
             return Err(Error::InvalidArgument {
                 what: "score fraction bits",
@@ -257,7 +272,11 @@ impl FrequencyTable {
         // start with the next symbol, so the partition point lands on a non-zero one.
         let s = self.cumulative.partition_point(|&c| c <= quantile) - 1;
         let s = s.min(self.len() - 1);
-        (s, self.cumulative[s], self.cumulative[s + 1] - self.cumulative[s])
+        (
+            s,
+            self.cumulative[s],
+            self.cumulative[s + 1] - self.cumulative[s],
+        )
     }
     /// Ideal code length of `symbol` in bits, `-log2(p)`.
     pub fn cost_bits(&self, symbol: usize) -> f64 {
@@ -276,7 +295,8 @@ mod tests {
         let t = exp2_table();
         assert_eq!(t[0], 1 << 30);
         assert_eq!(t[512], 759_250_125); // 2^29.5
-        let digest = xxhash_rust::xxh3::xxh3_64(&t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
+        let digest =
+            xxhash_rust::xxh3::xxh3_64(&t.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>());
         assert_eq!(digest, EXP2_DIGEST, "exp2 table changed: {digest:#x}");
     }
     const EXP2_DIGEST: u64 = 0x5abe_e358_6d29_c912;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::prior::PriorFingerprint;
 use crate::serialize::SerializerSpec;
-use crate::{bytegroup, cdf::Precision, DType, Error, Result};
+use crate::{DType, Error, Result, bytegroup, cdf::Precision};
 
 /// Reports progress in payload bytes done.
 pub type Progress<'a> = dyn Fn(u64) + Sync + 'a;
@@ -56,19 +56,31 @@ impl CodecSpec {
     /// Checks that a block's stream entries are consistent with this codec, the block's dtype
     /// and its length. Run on untrusted headers before any decoding.
     pub fn check_block(&self, dtype: DType, len: u64, streams: &[StreamEntry]) -> Result<()> {
-        let bad = |why: String| Err(Error::corrupt(format!("{} block of {len} bytes: {why}", self.name())));
+        let bad = |why: String| {
+            Err(Error::corrupt(format!(
+                "{} block of {len} bytes: {why}",
+                self.name()
+            )))
+        };
         match self {
             CodecSpec::Store => {
                 let expected: &[u64] = if len == 0 { &[] } else { &[len] };
                 let spans: Vec<u64> = streams.iter().map(|s| s.span).collect();
-                if spans != expected || streams.iter().any(|s| s.coded_len != s.span || s.symbols != s.span) {
+                if spans != expected
+                    || streams
+                        .iter()
+                        .any(|s| s.coded_len != s.span || s.symbols != s.span)
+                {
                     return bad("stored streams do not cover the block".into());
                 }
             }
             CodecSpec::Bytegroup => {
                 let expected = bytegroup::chunk_lengths(dtype, len);
                 if streams.len() != expected.len()
-                    || streams.iter().zip(&expected).any(|(s, &n)| s.span != n || s.symbols != n)
+                    || streams
+                        .iter()
+                        .zip(&expected)
+                        .any(|(s, &n)| s.span != n || s.symbols != n)
                 {
                     return bad("streams do not match the chunking".into());
                 }
@@ -83,13 +95,24 @@ impl CodecSpec {
                 let text = p.serializer.text_len(dtype.width(), len);
                 let mut sum = 0u64;
                 for s in streams {
-                    if s.symbols == 0 || s.symbols > s.span || s.symbols > u64::from(p.window - 1) || s.coded_len % 4 != 0 {
-                        return bad(format!("window of {} tokens over {} characters", s.symbols, s.span));
+                    if s.symbols == 0
+                        || s.symbols > s.span
+                        || s.symbols > u64::from(p.window - 1)
+                        || s.coded_len % 4 != 0
+                    {
+                        return bad(format!(
+                            "window of {} tokens over {} characters",
+                            s.symbols, s.span
+                        ));
                     }
-                    sum = sum.checked_add(s.span).ok_or_else(|| Error::corrupt("span overflow"))?;
+                    sum = sum
+                        .checked_add(s.span)
+                        .ok_or_else(|| Error::corrupt("span overflow"))?;
                 }
                 if sum != text {
-                    return bad(format!("windows cover {sum} characters, the serialized block has {text}"));
+                    return bad(format!(
+                        "windows cover {sum} characters, the serialized block has {text}"
+                    ));
                 }
             }
         }
@@ -145,9 +168,17 @@ pub trait Codec {
     /// Name and parameters, recorded in the container.
     fn spec(&self) -> CodecSpec;
     /// Encodes every block into its streams.
-    fn encode(&mut self, blocks: &[Block<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<EncodedStream>>>;
+    fn encode(
+        &mut self,
+        blocks: &[Block<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<EncodedStream>>>;
     /// Decodes blocks whose entries passed [`CodecSpec::check_block`].
-    fn decode(&mut self, blocks: &[CodedBlock<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<u8>>>;
+    fn decode(
+        &mut self,
+        blocks: &[CodedBlock<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<u8>>>;
 }
 
 /// Stores bytes unchanged.
@@ -159,7 +190,11 @@ impl Codec for StoreCodec {
         CodecSpec::Store
     }
 
-    fn encode(&mut self, blocks: &[Block<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<EncodedStream>>> {
+    fn encode(
+        &mut self,
+        blocks: &[Block<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<EncodedStream>>> {
         Ok(blocks
             .iter()
             .map(|b| {
@@ -170,19 +205,30 @@ impl Codec for StoreCodec {
                 }
                 vec![EncodedStream {
                     bytes: b.data.to_vec(),
-                    entry: StreamEntry { coded_len: n, symbols: n, span: n },
+                    entry: StreamEntry {
+                        coded_len: n,
+                        symbols: n,
+                        span: n,
+                    },
                     ideal_bits: Some(n as f64 * 8.0),
                 }]
             })
             .collect())
     }
 
-    fn decode(&mut self, blocks: &[CodedBlock<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<u8>>> {
+    fn decode(
+        &mut self,
+        blocks: &[CodedBlock<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<u8>>> {
         Ok(blocks
             .iter()
             .map(|b| {
                 progress(b.len);
-                b.streams.iter().flat_map(|(_, s)| s.iter().copied()).collect()
+                b.streams
+                    .iter()
+                    .flat_map(|(_, s)| s.iter().copied())
+                    .collect()
             })
             .collect())
     }
@@ -197,14 +243,22 @@ impl Codec for BytegroupCodec {
         CodecSpec::Bytegroup
     }
 
-    fn encode(&mut self, blocks: &[Block<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<EncodedStream>>> {
+    fn encode(
+        &mut self,
+        blocks: &[Block<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<EncodedStream>>> {
         blocks
             .iter()
             .map(|b| {
                 Ok(bytegroup::encode(b.dtype, b.data, progress)?
                     .into_iter()
                     .map(|(bytes, n)| EncodedStream {
-                        entry: StreamEntry { coded_len: bytes.len() as u64, symbols: n, span: n },
+                        entry: StreamEntry {
+                            coded_len: bytes.len() as u64,
+                            symbols: n,
+                            span: n,
+                        },
                         bytes,
                         ideal_bits: None,
                     })
@@ -213,12 +267,17 @@ impl Codec for BytegroupCodec {
             .collect()
     }
 
-    fn decode(&mut self, blocks: &[CodedBlock<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<u8>>> {
+    fn decode(
+        &mut self,
+        blocks: &[CodedBlock<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<u8>>> {
         blocks
             .iter()
             .map(|b| {
                 let mut out = vec![0u8; b.len as usize];
-                let streams: Vec<(&[u8], u64)> = b.streams.iter().map(|(e, s)| (*s, e.span)).collect();
+                let streams: Vec<(&[u8], u64)> =
+                    b.streams.iter().map(|(e, s)| (*s, e.span)).collect();
                 bytegroup::decode(b.dtype, &streams, &mut out, progress)?;
                 Ok(out)
             })

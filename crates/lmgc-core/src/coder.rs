@@ -38,7 +38,10 @@ impl EntropyModel<CODER_PRECISION> for Model<'_> {
 }
 
 impl EncoderModel<CODER_PRECISION> for Model<'_> {
-    fn left_cumulative_and_probability(&self, symbol: impl Borrow<usize>) -> Option<(u32, NonZeroU32)> {
+    fn left_cumulative_and_probability(
+        &self,
+        symbol: impl Borrow<usize>,
+    ) -> Option<(u32, NonZeroU32)> {
         let s = *symbol.borrow();
         let f = NonZeroU32::new(self.table.frequency(s) << self.shift)?;
         Some((self.table.cumulative(s) << self.shift, f))
@@ -70,7 +73,11 @@ impl Encoder {
     pub fn encode(&mut self, symbol: usize, table: &FrequencyTable) -> Result<()> {
         self.inner
             .encode_symbol(symbol, Model::new(table))
-            .map_err(|_| Error::Internal(format!("symbol {symbol} has zero probability under its table")))
+            .map_err(|_| {
+                Error::Internal(format!(
+                    "symbol {symbol} has zero probability under its table"
+                ))
+            })
     }
 
     /// Finishes the stream and returns its bytes.
@@ -92,7 +99,10 @@ impl Decoder {
     /// Opens a stream. Its length must be a whole number of 32-bit words.
     pub fn new(bytes: &[u8]) -> Result<Self> {
         if bytes.len() % 4 != 0 {
-            return Err(Error::corrupt(format!("stream of {} bytes is not a whole number of words", bytes.len())));
+            return Err(Error::corrupt(format!(
+                "stream of {} bytes is not a whole number of words",
+                bytes.len()
+            )));
         }
         let words: Vec<u32> = bytes
             .chunks_exact(4)
@@ -135,7 +145,9 @@ mod tests {
         let mut next = rng(7);
         let tables: Vec<FrequencyTable> = (0..16)
             .map(|_| {
-                let w: Vec<u64> = (0..64).map(|_| next() % 1000 + (next() % 3) * 100_000).collect();
+                let w: Vec<u64> = (0..64)
+                    .map(|_| next() % 1000 + (next() % 3) * 100_000)
+                    .collect();
                 FrequencyTable::from_weights(&w, None, Precision::MAX).unwrap()
             })
             .collect();
@@ -184,7 +196,8 @@ mod tests {
 
     #[test]
     fn masked_symbol_is_refused() {
-        let t = FrequencyTable::from_weights(&[1, 1], Some(&[true, false]), Precision::MAX).unwrap();
+        let t =
+            FrequencyTable::from_weights(&[1, 1], Some(&[true, false]), Precision::MAX).unwrap();
         assert!(Encoder::new().encode(1, &t).is_err());
         assert!(Decoder::new(&[0; 3]).is_err());
     }

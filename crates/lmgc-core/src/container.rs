@@ -14,13 +14,15 @@
 //! compares the xxh3-128 of the output with the recorded checksum at the end.
 
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
-use crate::codec::{Block, BytegroupCodec, Codec, CodecSpec, CodedBlock, Progress, StoreCodec, StreamEntry};
+use crate::codec::{
+    Block, BytegroupCodec, Codec, CodecSpec, CodedBlock, Progress, StoreCodec, StreamEntry,
+};
 use crate::context_prior::ContextPrior;
 use crate::io::{Format, Piece, SourceFile};
 use crate::prior::Prior;
-use crate::prior_codec::{PriorCodec, DEFAULT_BATCH};
+use crate::prior_codec::{DEFAULT_BATCH, PriorCodec};
 use crate::tensor::byte_len;
 use crate::{DType, Error, Result};
 
@@ -82,7 +84,9 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits { max_output: 16 << 30 }
+        DecodeLimits {
+            max_output: 16 << 30,
+        }
     }
 }
 
@@ -103,7 +107,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Compresses a parsed tensor file with `codec`.
-pub fn compress(source: &SourceFile, codec: &mut dyn Codec, progress: &Progress<'_>) -> Result<Vec<u8>> {
+pub fn compress(
+    source: &SourceFile,
+    codec: &mut dyn Codec,
+    progress: &Progress<'_>,
+) -> Result<Vec<u8>> {
     let payload = source.to_bytes();
     let mut tensors = Vec::new();
     let mut blocks = Vec::new();
@@ -112,13 +120,23 @@ pub fn compress(source: &SourceFile, codec: &mut dyn Codec, progress: &Progress<
         match piece {
             Piece::Verbatim(bytes) => {
                 blocks.push((None, DType::U8, bytes.len() as u64));
-                inputs.push(Block { dtype: DType::U8, data: bytes });
+                inputs.push(Block {
+                    dtype: DType::U8,
+                    data: bytes,
+                });
             }
             Piece::Tensor(i) => {
                 let t = &source.gradient.tensors()[*i];
                 blocks.push((Some(tensors.len() as u32), t.dtype(), t.data().len() as u64));
-                tensors.push(TensorEntry { name: t.name().to_owned(), dtype: t.dtype(), shape: t.shape().to_vec() });
-                inputs.push(Block { dtype: t.dtype(), data: t.data() });
+                tensors.push(TensorEntry {
+                    name: t.name().to_owned(),
+                    dtype: t.dtype(),
+                    shape: t.shape().to_vec(),
+                });
+                inputs.push(Block {
+                    dtype: t.dtype(),
+                    data: t.data(),
+                });
             }
         }
     }
@@ -140,11 +158,16 @@ pub fn compress(source: &SourceFile, codec: &mut dyn Codec, progress: &Progress<
             })
             .collect(),
     };
-    let header_bytes = postcard::to_allocvec(&header).map_err(|e| Error::Internal(format!("header encoding: {e}")))?;
+    let header_bytes = postcard::to_allocvec(&header)
+        .map_err(|e| Error::Internal(format!("header encoding: {e}")))?;
     let header_len = u32::try_from(header_bytes.len())
         .ok()
         .filter(|&n| n <= MAX_HEADER_LEN)
-        .ok_or(Error::LimitExceeded { what: "container header", value: header_bytes.len() as u64, limit: u64::from(MAX_HEADER_LEN) })?;
+        .ok_or(Error::LimitExceeded {
+            what: "container header",
+            value: header_bytes.len() as u64,
+            limit: u64::from(MAX_HEADER_LEN),
+        })?;
     let body: usize = encoded.iter().flatten().map(|s| s.bytes.len()).sum();
     let mut out = Vec::with_capacity(PREFIX_LEN + header_bytes.len() + 8 + body);
     out.extend_from_slice(&MAGIC);
@@ -163,35 +186,66 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Container<'a>
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
         return Err(Error::NotLmgc);
     }
-    let version = *bytes.get(MAGIC.len()).ok_or_else(|| Error::corrupt("file ends after the magic bytes"))?;
+    let version = *bytes
+        .get(MAGIC.len())
+        .ok_or_else(|| Error::corrupt("file ends after the magic bytes"))?;
     if version != VERSION {
-        return Err(Error::UnsupportedVersion { found: version, supported: VERSION });
+        return Err(Error::UnsupportedVersion {
+            found: version,
+            supported: VERSION,
+        });
     }
-    let len_bytes = bytes.get(MAGIC.len() + 1..PREFIX_LEN).ok_or_else(|| Error::corrupt("file ends inside the header length"))?;
+    let len_bytes = bytes
+        .get(MAGIC.len() + 1..PREFIX_LEN)
+        .ok_or_else(|| Error::corrupt("file ends inside the header length"))?;
     let header_len = u32::from_le_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]]);
     if header_len > MAX_HEADER_LEN {
-        return Err(Error::LimitExceeded { what: "declared header", value: u64::from(header_len), limit: u64::from(MAX_HEADER_LEN) });
+        return Err(Error::LimitExceeded {
+            what: "declared header",
+            value: u64::from(header_len),
+            limit: u64::from(MAX_HEADER_LEN),
+        });
     }
     let header_end = PREFIX_LEN + header_len as usize;
-    let header_bytes = bytes
-        .get(PREFIX_LEN..header_end)
-        .ok_or_else(|| Error::corrupt(format!("file of {} bytes ends inside its {header_len}-byte header", bytes.len())))?;
-    let hash = bytes.get(header_end..header_end + 8).ok_or_else(|| Error::corrupt("file ends before the header hash"))?;
+    let header_bytes = bytes.get(PREFIX_LEN..header_end).ok_or_else(|| {
+        Error::corrupt(format!(
+            "file of {} bytes ends inside its {header_len}-byte header",
+            bytes.len()
+        ))
+    })?;
+    let hash = bytes
+        .get(header_end..header_end + 8)
+        .ok_or_else(|| Error::corrupt("file ends before the header hash"))?;
     if u64::from_le_bytes(hash.try_into().expect("8 bytes")) != xxh3_64(header_bytes) {
-        return Err(Error::corrupt("header hash mismatch (the header is damaged)"));
+        return Err(Error::corrupt(
+            "header hash mismatch (the header is damaged)",
+        ));
     }
-    let (header, rest) = postcard::take_from_bytes::<Header>(header_bytes).map_err(|e| Error::corrupt(format!("header: {e}")))?;
+    let (header, rest) = postcard::take_from_bytes::<Header>(header_bytes)
+        .map_err(|e| Error::corrupt(format!("header: {e}")))?;
     if !rest.is_empty() {
-        return Err(Error::corrupt(format!("{} stray bytes after the header", rest.len())));
+        return Err(Error::corrupt(format!(
+            "{} stray bytes after the header",
+            rest.len()
+        )));
     }
     let streams = &bytes[header_end + 8..];
     validate(&header, streams.len() as u64, limits)?;
-    Ok(Container { header, file_len: bytes.len() as u64, header_bytes: (header_end + 8) as u64, streams })
+    Ok(Container {
+        header,
+        file_len: bytes.len() as u64,
+        header_bytes: (header_end + 8) as u64,
+        streams,
+    })
 }
 
 fn validate(h: &Header, body_len: u64, limits: &DecodeLimits) -> Result<()> {
     if h.payload_len > limits.max_output {
-        return Err(Error::LimitExceeded { what: "decoded payload", value: h.payload_len, limit: limits.max_output });
+        return Err(Error::LimitExceeded {
+            what: "decoded payload",
+            value: h.payload_len,
+            limit: limits.max_output,
+        });
     }
     let mut payload = 0u64;
     let mut coded = 0u64;
@@ -200,37 +254,67 @@ fn validate(h: &Header, body_len: u64, limits: &DecodeLimits) -> Result<()> {
         if let Some(i) = b.tensor {
             // Tensors appear once each, in order.
             if i != next_tensor {
-                return Err(Error::corrupt(format!("block refers to tensor {i}, expected {next_tensor}")));
+                return Err(Error::corrupt(format!(
+                    "block refers to tensor {i}, expected {next_tensor}"
+                )));
             }
             next_tensor += 1;
-            let t = h.tensors.get(i as usize).ok_or_else(|| Error::corrupt(format!("no tensor {i}")))?;
+            let t = h
+                .tensors
+                .get(i as usize)
+                .ok_or_else(|| Error::corrupt(format!("no tensor {i}")))?;
             if t.dtype != b.dtype || byte_len(t.dtype, &t.shape) != Some(b.len) {
-                return Err(Error::corrupt(format!("tensor {:?}: shape {:?} of {} does not fill {} bytes", t.name, t.shape, t.dtype, b.len)));
+                return Err(Error::corrupt(format!(
+                    "tensor {:?}: shape {:?} of {} does not fill {} bytes",
+                    t.name, t.shape, t.dtype, b.len
+                )));
             }
         } else if b.dtype != DType::U8 {
             return Err(Error::corrupt("a non-tensor block must have dtype u8"));
         }
         if b.len % b.dtype.width() as u64 != 0 {
-            return Err(Error::corrupt(format!("block of {} bytes is not whole {} elements", b.len, b.dtype)));
+            return Err(Error::corrupt(format!(
+                "block of {} bytes is not whole {} elements",
+                b.len, b.dtype
+            )));
         }
-        payload = payload.checked_add(b.len).ok_or_else(|| Error::corrupt("payload length overflows"))?;
+        payload = payload
+            .checked_add(b.len)
+            .ok_or_else(|| Error::corrupt("payload length overflows"))?;
         if payload > h.payload_len {
-            return Err(Error::corrupt(format!("blocks exceed the declared payload of {} bytes", h.payload_len)));
+            return Err(Error::corrupt(format!(
+                "blocks exceed the declared payload of {} bytes",
+                h.payload_len
+            )));
         }
         h.codec.check_block(b.dtype, b.len, &b.streams)?;
         for s in &b.streams {
-            coded = coded.checked_add(s.coded_len).ok_or_else(|| Error::corrupt("stream lengths overflow"))?;
+            coded = coded
+                .checked_add(s.coded_len)
+                .ok_or_else(|| Error::corrupt("stream lengths overflow"))?;
         }
     }
     if next_tensor as usize != h.tensors.len() {
-        return Err(Error::corrupt(format!("{} tensors listed, {next_tensor} stored", h.tensors.len())));
+        return Err(Error::corrupt(format!(
+            "{} tensors listed, {next_tensor} stored",
+            h.tensors.len()
+        )));
     }
     if payload != h.payload_len {
-        return Err(Error::corrupt(format!("blocks hold {payload} bytes, the header declares {}", h.payload_len)));
+        return Err(Error::corrupt(format!(
+            "blocks hold {payload} bytes, the header declares {}",
+            h.payload_len
+        )));
     }
     if coded != body_len {
-        let what = if coded > body_len { "truncated" } else { "has trailing bytes" };
-        return Err(Error::corrupt(format!("file {what}: streams declare {coded} bytes, {body_len} present")));
+        let what = if coded > body_len {
+            "truncated"
+        } else {
+            "has trailing bytes"
+        };
+        return Err(Error::corrupt(format!(
+            "file {what}: streams declare {coded} bytes, {body_len} present"
+        )));
     }
     Ok(())
 }
@@ -260,41 +344,58 @@ impl Container<'_> {
 
     /// Decodes the payload. A prior codec needs `prior` unless it is the built-in one; its
     /// fingerprint is checked before anything is decoded.
-    pub fn decode(&self, prior: Option<&mut dyn Prior>, progress: &Progress<'_>) -> Result<Vec<u8>> {
+    pub fn decode(
+        &self,
+        prior: Option<&mut dyn Prior>,
+        progress: &Progress<'_>,
+    ) -> Result<Vec<u8>> {
         let blocks = self.coded_blocks();
         let decoded = match &self.header.codec {
             CodecSpec::Store => StoreCodec.decode(&blocks, progress)?,
             CodecSpec::Bytegroup => BytegroupCodec.decode(&blocks, progress)?,
             CodecSpec::Prior(spec) => {
                 let mut builtin;
-                let prior: &mut dyn Prior = match (ContextPrior::from_fingerprint(&spec.prior), prior) {
-                    (Some(p), _) => {
-                        builtin = p;
-                        &mut builtin
-                    }
-                    (None, Some(p)) => p,
-                    (None, None) => return Err(Error::PriorRequired(spec.prior.to_string())),
-                };
+                let prior: &mut dyn Prior =
+                    match (ContextPrior::from_fingerprint(&spec.prior), prior) {
+                        (Some(p), _) => {
+                            builtin = p;
+                            &mut builtin
+                        }
+                        (None, Some(p)) => p,
+                        (None, None) => return Err(Error::PriorRequired(spec.prior.to_string())),
+                    };
                 PriorCodec::new(prior, spec.clone(), DEFAULT_BATCH)?.decode(&blocks, progress)?
             }
         };
         let mut out = Vec::with_capacity(self.header.payload_len as usize);
         for (b, d) in self.header.blocks.iter().zip(decoded) {
             if d.len() as u64 != b.len {
-                return Err(Error::Internal(format!("codec produced {} bytes for a {}-byte block", d.len(), b.len)));
+                return Err(Error::Internal(format!(
+                    "codec produced {} bytes for a {}-byte block",
+                    d.len(),
+                    b.len
+                )));
             }
             out.extend_from_slice(&d);
         }
         let sum = xxh3_128(&out).to_le_bytes();
         if sum != self.header.checksum {
-            return Err(Error::ChecksumMismatch { expected: hex(&self.header.checksum), found: hex(&sum) });
+            return Err(Error::ChecksumMismatch {
+                expected: hex(&self.header.checksum),
+                found: hex(&sum),
+            });
         }
         Ok(out)
     }
 }
 
 /// Parses, validates and decodes a container in one call.
-pub fn decompress(bytes: &[u8], limits: &DecodeLimits, prior: Option<&mut dyn Prior>, progress: &Progress<'_>) -> Result<Vec<u8>> {
+pub fn decompress(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    prior: Option<&mut dyn Prior>,
+    progress: &Progress<'_>,
+) -> Result<Vec<u8>> {
     parse(bytes, limits)?.decode(prior, progress)
 }
 
@@ -307,7 +408,12 @@ mod tests {
 
     fn sample() -> SourceFile {
         let g = Gradient::new(vec![
-            Tensor::from_f32("conv.weight", &(0..300).map(|i| ((i as f32) * 0.37).sin() * 1e-3).collect::<Vec<_>>()),
+            Tensor::from_f32(
+                "conv.weight",
+                &(0..300)
+                    .map(|i| ((i as f32) * 0.37).sin() * 1e-3)
+                    .collect::<Vec<_>>(),
+            ),
             Tensor::new("bn.count", DType::I64, vec![1], 7i64.to_le_bytes().to_vec()).unwrap(),
             Tensor::new("h", DType::F16, vec![3], vec![0, 60, 0, 188, 255, 127]).unwrap(),
         ])
@@ -359,13 +465,20 @@ mod tests {
                     let mut bad = packed.clone();
                     bad[i] ^= flip;
                     if let Ok(out) = decompress(&bad, &DecodeLimits::default(), None, &|_| {}) {
-                        assert_eq!(out, src.to_bytes(), "byte {i} ^ {flip:#x} decoded to wrong data");
+                        assert_eq!(
+                            out,
+                            src.to_bytes(),
+                            "byte {i} ^ {flip:#x} decoded to wrong data"
+                        );
                     }
                 }
             }
             let mut longer = packed.clone();
             longer.push(0);
-            assert!(matches!(decompress(&longer, &DecodeLimits::default(), None, &|_| {}), Err(Error::Corrupt(_))));
+            assert!(matches!(
+                decompress(&longer, &DecodeLimits::default(), None, &|_| {}),
+                Err(Error::Corrupt(_))
+            ));
         }
     }
 
@@ -408,24 +521,39 @@ mod tests {
         cases.push(("wrong codec for the streams", h));
         for (what, h) in cases {
             let err = parse(&rebuild(&h), &DecodeLimits::default()).expect_err(what);
-            assert!(matches!(err, Error::Corrupt(_) | Error::LimitExceeded { .. }), "{what}: {err}");
+            assert!(
+                matches!(err, Error::Corrupt(_) | Error::LimitExceeded { .. }),
+                "{what}: {err}"
+            );
         }
         // The unmodified rebuild still decodes, so the cases above fail for their lie alone.
         assert!(decompress(&rebuild(&c.header), &DecodeLimits::default(), None, &|_| {}).is_ok());
         let small = DecodeLimits { max_output: 100 };
-        assert!(matches!(parse(&packed, &small), Err(Error::LimitExceeded { .. })));
+        assert!(matches!(
+            parse(&packed, &small),
+            Err(Error::LimitExceeded { .. })
+        ));
     }
 
     #[test]
     fn foreign_and_future_files() {
-        assert!(matches!(parse(b"PK\x03\x04 a zip file", &DecodeLimits::default()), Err(Error::NotLmgc)));
+        assert!(matches!(
+            parse(b"PK\x03\x04 a zip file", &DecodeLimits::default()),
+            Err(Error::NotLmgc)
+        ));
         let mut future = compress(&sample(), &mut StoreCodec, &|_| {}).unwrap();
         future[8] = 2;
-        assert!(matches!(parse(&future, &DecodeLimits::default()), Err(Error::UnsupportedVersion { found: 2, .. })));
+        assert!(matches!(
+            parse(&future, &DecodeLimits::default()),
+            Err(Error::UnsupportedVersion { found: 2, .. })
+        ));
         let mut huge = MAGIC.to_vec();
         huge.push(VERSION);
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(parse(&huge, &DecodeLimits::default()), Err(Error::LimitExceeded { .. })));
+        assert!(matches!(
+            parse(&huge, &DecodeLimits::default()),
+            Err(Error::LimitExceeded { .. })
+        ));
     }
 
     #[test]
@@ -439,12 +567,23 @@ mod tests {
             precision: Default::default(),
             mask: false,
         };
-        let packed = compress(&src, &mut PriorCodec::new(&mut prior, spec.clone(), 4).unwrap(), &|_| {}).unwrap();
+        let packed = compress(
+            &src,
+            &mut PriorCodec::new(&mut prior, spec.clone(), 4).unwrap(),
+            &|_| {},
+        )
+        .unwrap();
         let mut c = parse(&packed, &DecodeLimits::default()).unwrap();
         spec.prior.model_sha256[0] ^= 1;
         c.header.codec = CodecSpec::Prior(spec);
         let mut other = ContextPrior::new(2).unwrap();
-        assert!(matches!(c.decode(Some(&mut other), &|_| {}), Err(Error::PriorMismatch { .. })));
-        assert!(matches!(c.decode(None, &|_| {}), Err(Error::PriorRequired(_))));
+        assert!(matches!(
+            c.decode(Some(&mut other), &|_| {}),
+            Err(Error::PriorMismatch { .. })
+        ));
+        assert!(matches!(
+            c.decode(None, &|_| {}),
+            Err(Error::PriorRequired(_))
+        ));
     }
 }

@@ -42,7 +42,12 @@ impl WindowState {
         key
     }
 
-    fn table(&self, order: usize, spec: &TableSpec, scratch: &mut Vec<u64>) -> Result<FrequencyTable> {
+    fn table(
+        &self,
+        order: usize,
+        spec: &TableSpec,
+        scratch: &mut Vec<u64>,
+    ) -> Result<FrequencyTable> {
         scratch.clear();
         match self.counts.get(&self.key(order)) {
             Some(c) => scratch.extend(c.iter().map(|&c| c + 1)),
@@ -58,7 +63,8 @@ impl WindowState {
         if token == BOS {
             return Ok(());
         }
-        let byte = u8::try_from(token).map_err(|_| Error::Prior(format!("token {token} outside the byte vocabulary")))?;
+        let byte = u8::try_from(token)
+            .map_err(|_| Error::Prior(format!("token {token} outside the byte vocabulary")))?;
         let key = self.key(order);
         self.counts.entry(key).or_insert_with(|| vec![0; VOCAB])[byte as usize] += INCREMENT;
         self.history.push(byte);
@@ -97,7 +103,11 @@ impl Prior for ContextPrior {
         PriorFingerprint {
             name: format!("{NAME_PREFIX}{}", self.order),
             model_sha256: PriorFingerprint::sha256(
-                format!("lmgc built-in context prior: order {}, increment {INCREMENT}", self.order).as_bytes(),
+                format!(
+                    "lmgc built-in context prior: order {}, increment {INCREMENT}",
+                    self.order
+                )
+                .as_bytes(),
             ),
             recipe_version: RECIPE_VERSION,
             tokenizer_sha256: PriorFingerprint::sha256(b"lmgc byte tokenizer: 256 bytes, BOS 256"),
@@ -127,7 +137,12 @@ impl Prior for ContextPrior {
         charset.iter().map(|&b| TokenId::from(b)).collect()
     }
 
-    fn prefill(&mut self, windows: &[&[TokenId]], spec: &TableSpec, visit: &mut PrefillVisitor<'_>) -> Result<()> {
+    fn prefill(
+        &mut self,
+        windows: &[&[TokenId]],
+        spec: &TableSpec,
+        visit: &mut PrefillVisitor<'_>,
+    ) -> Result<()> {
         let mut scratch = Vec::with_capacity(VOCAB);
         for (w, tokens) in windows.iter().enumerate() {
             let mut state = WindowState::default();
@@ -146,16 +161,80 @@ impl Prior for ContextPrior {
         Ok(())
     }
 
-    fn step(&mut self, inputs: &[(usize, TokenId)], spec: &TableSpec, visit: &mut StepVisitor<'_>) -> Result<()> {
+    fn step(
+        &mut self,
+        inputs: &[(usize, TokenId)],
+        spec: &TableSpec,
+        visit: &mut StepVisitor<'_>,
+    ) -> Result<()> {
         let mut scratch = Vec::with_capacity(VOCAB);
         for &(w, token) in inputs {
-            let state = self
-                .windows
-                .get_mut(w)
-                .ok_or_else(|| Error::Internal(format!("step on window {w} that was not started")))?;
+            let state = self.windows.get_mut(w).ok_or_else(|| {
+                Error::Internal(format!("step on window {w} that was not started"))
+            })?;
             state.push(self.order, token)?;
             visit(w, &state.table(self.order, spec, &mut scratch)?)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdf::Precision;
+
+    /// Prefill (encoder) and stepping (decoder) give identical tables, whatever the batching.
+    #[test]
+    fn prefill_equals_incremental_steps() {
+        let text = b"3fc00000 bf800001 3fc00000 00000000 3fc00001";
+        let mut prior = ContextPrior::new(2).unwrap();
+        let mut w: Vec<TokenId> = vec![BOS];
+        w.extend(prior.tokenize(text).unwrap());
+        let short = &w[..9];
+        let spec = TableSpec {
+            precision: Precision::new(18).unwrap(),
+            mask: None,
+        };
+        let mut prefilled = Vec::new();
+        prior
+            .prefill(&[&w, short], &spec, &mut |win, t, table| {
+                prefilled.push((win, t, table.clone()));
+                Ok(())
+            })
+            .unwrap();
+        let mut stepped = Vec::new();
+        prior.start(2).unwrap();
+        for t in 0..w.len() - 1 {
+            let inputs: Vec<(usize, TokenId)> = [(0, w[t]), (1, *short.get(t).unwrap_or(&0))]
+                .into_iter()
+                .filter(|&(win, _)| win == 0 || t + 1 < short.len())
+                .collect();
+            prior
+                .step(&inputs, &spec, &mut |win, table| {
+                    stepped.push((win, t + 1, table.clone()));
+                    Ok(())
+                })
+                .unwrap();
+        }
+        prefilled.sort_by_key(|(w, t, _)| (*w, *t));
+        stepped.sort_by_key(|(w, t, _)| (*w, *t));
+        assert_eq!(prefilled.len(), w.len() - 1 + short.len() - 1);
+        assert_eq!(prefilled, stepped);
+    }
+
+    #[test]
+    fn fingerprint_names_the_builtin() {
+        let p = ContextPrior::new(4).unwrap();
+        assert_eq!(
+            ContextPrior::from_fingerprint(&p.fingerprint())
+                .unwrap()
+                .order,
+            4
+        );
+        let mut other = p.fingerprint();
+        other.recipe_version += 1;
+        assert!(ContextPrior::from_fingerprint(&other).is_none());
+        assert!(ContextPrior::new(8).is_err());
     }
 }

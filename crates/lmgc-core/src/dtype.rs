@@ -159,12 +159,18 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for d in DType::ALL {
-            assert_eq!(DType::from_safetensors_name(d.safetensors_name()).unwrap(), d);
+            assert_eq!(
+                DType::from_safetensors_name(d.safetensors_name()).unwrap(),
+                d
+            );
             if let Some(descr) = d.npy_descr() {
                 assert_eq!(DType::from_npy_descr(descr).unwrap(), d);
             }
         }
-        assert!(matches!(DType::from_npy_descr(">f4"), Err(Error::Unsupported(_))));
+        assert!(matches!(
+            DType::from_npy_descr(">f4"),
+            Err(Error::Unsupported(_))
+        ));
         assert_eq!(DType::from_npy_descr("=f4").unwrap(), DType::F32);
     }
 }

@@ -33,7 +33,9 @@ pub enum Error {
     #[error("not an .lmgc file (bad magic bytes); was it produced by `lmgc compress`?")]
     NotLmgc,
     /// The container was written by an incompatible version of the format.
-    #[error("unsupported .lmgc format version {found} (this build reads version {supported}); upgrade lmgc")]
+    #[error(
+        "unsupported .lmgc format version {found} (this build reads version {supported}); upgrade lmgc"
+    )]
     UnsupportedVersion {
         /// Version in the file.
         found: u8,
@@ -44,7 +46,9 @@ pub enum Error {
     #[error("corrupt .lmgc container: {0}")]
     Corrupt(String),
     /// A declared size exceeds a configured limit; nothing was allocated for it.
-    #[error("{what} is {value} bytes, above the limit of {limit}; raise the limit if the file is trusted")]
+    #[error(
+        "{what} is {value} bytes, above the limit of {limit}; raise the limit if the file is trusted"
+    )]
     LimitExceeded {
         /// Which size.
         what: &'static str,
@@ -54,7 +58,9 @@ pub enum Error {
         limit: u64,
     },
     /// The container needs a different prior (model, quantization recipe or tokenizer).
-    #[error("prior mismatch: the file was encoded with {expected}, but the loaded prior is {found}; load the same model file")]
+    #[error(
+        "prior mismatch: the file was encoded with {expected}, but the loaded prior is {found}; load the same model file"
+    )]
     PriorMismatch {
         /// Fingerprint recorded in the file.
         expected: String,
@@ -65,7 +71,9 @@ pub enum Error {
     #[error("this file was encoded with the prior {0}; decode it with that model loaded")]
     PriorRequired(String),
     /// Decoding finished but the output does not match the recorded checksum.
-    #[error("checksum mismatch after decoding (expected {expected}, got {found}): the file is corrupt or the prior computed different probabilities")]
+    #[error(
+        "checksum mismatch after decoding (expected {expected}, got {found}): the file is corrupt or the prior computed different probabilities"
+    )]
     ChecksumMismatch {
         /// Recorded xxh3-128, hex.
         expected: String,

@@ -50,4 +50,4 @@ mod tensor;
 pub use dtype::DType;
 pub use error::{Error, Result};
 pub use prior::{Prior, PriorFingerprint, TokenId};
-pub use tensor::{byte_len, Gradient, Tensor};
+pub use tensor::{Gradient, Tensor, byte_len};

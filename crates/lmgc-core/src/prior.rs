@@ -11,8 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cdf::{FrequencyTable, Precision};
 use crate::Result;
+use crate::cdf::{FrequencyTable, Precision};
 
 /// A token id in a prior's vocabulary.
 pub type TokenId = u32;
@@ -39,7 +39,12 @@ impl PriorFingerprint {
 
 impl fmt::Display for PriorFingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let short = |h: &[u8; 32]| h[..6].iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let short = |h: &[u8; 32]| {
+            h[..6]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        };
         write!(
             f,
             "{} (model {}, recipe v{}, tokenizer {})",
@@ -88,10 +93,20 @@ pub trait Prior: Send {
     /// Encoder side: for every window `w` and position `t` in `1..windows[w].len()`, calls
     /// `visit(w, t, table)` with the table that predicts `windows[w][t]` from `windows[w][..t]`.
     /// Calls for one window come in increasing `t`.
-    fn prefill(&mut self, windows: &[&[TokenId]], spec: &TableSpec, visit: &mut PrefillVisitor<'_>) -> Result<()>;
+    fn prefill(
+        &mut self,
+        windows: &[&[TokenId]],
+        spec: &TableSpec,
+        visit: &mut PrefillVisitor<'_>,
+    ) -> Result<()>;
     /// Decoder side: forgets all windows and opens `n` empty ones.
     fn start(&mut self, n: usize) -> Result<()>;
     /// Decoder side: appends `token` to each listed window (the first call passes BOS) and
     /// calls `visit(w, table)` with the table for each window's next position.
-    fn step(&mut self, inputs: &[(usize, TokenId)], spec: &TableSpec, visit: &mut StepVisitor<'_>) -> Result<()>;
+    fn step(
+        &mut self,
+        inputs: &[(usize, TokenId)],
+        spec: &TableSpec,
+        visit: &mut StepVisitor<'_>,
+    ) -> Result<()>;
 }

@@ -5,7 +5,9 @@
 //! window. Decode runs a batch of windows in lockstep through [`Prior::step`], range-decodes
 //! one token per window per step, detokenizes and parses the text back into bytes.
 
-use crate::codec::{Block, Codec, CodecSpec, CodedBlock, EncodedStream, PriorCodecSpec, Progress, StreamEntry};
+use crate::codec::{
+    Block, Codec, CodecSpec, CodedBlock, EncodedStream, PriorCodecSpec, Progress, StreamEntry,
+};
 use crate::coder::{Decoder, Encoder};
 use crate::prior::{Prior, TableSpec, TokenId};
 use crate::{Error, Result};
@@ -40,7 +42,11 @@ impl<'p> PriorCodec<'p> {
         if !(2..=crate::codec::MAX_WINDOW).contains(&spec.window) {
             return Err(Error::InvalidArgument {
                 what: "window",
-                reason: format!("{} tokens; use 2 to {}", spec.window, crate::codec::MAX_WINDOW),
+                reason: format!(
+                    "{} tokens; use 2 to {}",
+                    spec.window,
+                    crate::codec::MAX_WINDOW
+                ),
             });
         }
         let mask = spec.mask.then(|| {
@@ -52,12 +58,23 @@ impl<'p> PriorCodec<'p> {
             }
             m
         });
-        let table = TableSpec { precision: spec.precision, mask };
-        Ok(PriorCodec { prior, spec, table, batch: batch.max(1) })
+        let table = TableSpec {
+            precision: spec.precision,
+            mask,
+        };
+        Ok(PriorCodec {
+            prior,
+            spec,
+            table,
+            batch: batch.max(1),
+        })
     }
 
     fn windows(&self, index: usize, block: &Block<'_>) -> Result<Vec<Window>> {
-        let text = self.spec.serializer.serialize(block.dtype.width(), block.data);
+        let text = self
+            .spec
+            .serializer
+            .serialize(block.dtype.width(), block.data);
         let tokens = self.prior.tokenize(&text)?;
         let bos = self.prior.bos();
         let mut out = Vec::new();
@@ -68,7 +85,11 @@ impl<'p> PriorCodec<'p> {
             let mut w = Vec::with_capacity(chunk.len() + 1);
             w.push(bos);
             w.extend_from_slice(chunk);
-            out.push(Window { block: index, tokens: w, span: (covered.len() - before) as u64 });
+            out.push(Window {
+                block: index,
+                tokens: w,
+                span: (covered.len() - before) as u64,
+            });
         }
         if covered != text {
             return Err(Error::Prior("the tokenizer does not reproduce the serialized text; this prior cannot code it losslessly".into()));
@@ -82,7 +103,11 @@ impl Codec for PriorCodec<'_> {
         CodecSpec::Prior(self.spec.clone())
     }
 
-    fn encode(&mut self, blocks: &[Block<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<EncodedStream>>> {
+    fn encode(
+        &mut self,
+        blocks: &[Block<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<EncodedStream>>> {
         let mut windows = Vec::new();
         for (i, b) in blocks.iter().enumerate() {
             windows.extend(self.windows(i, b)?);
@@ -103,7 +128,11 @@ impl Codec for PriorCodec<'_> {
             for ((w, enc), bits) in batch.iter().zip(encoders).zip(ideal) {
                 let bytes = enc.finish();
                 out[w.block].push(EncodedStream {
-                    entry: StreamEntry { coded_len: bytes.len() as u64, symbols: w.tokens.len() as u64 - 1, span: w.span },
+                    entry: StreamEntry {
+                        coded_len: bytes.len() as u64,
+                        symbols: w.tokens.len() as u64 - 1,
+                        span: w.span,
+                    },
                     bytes,
                     ideal_bits: Some(bits),
                 });
@@ -113,7 +142,11 @@ impl Codec for PriorCodec<'_> {
         Ok(out)
     }
 
-    fn decode(&mut self, blocks: &[CodedBlock<'_>], progress: &Progress<'_>) -> Result<Vec<Vec<u8>>> {
+    fn decode(
+        &mut self,
+        blocks: &[CodedBlock<'_>],
+        progress: &Progress<'_>,
+    ) -> Result<Vec<Vec<u8>>> {
         // Flatten all windows; decode them batch by batch.
         let windows: Vec<(usize, StreamEntry, &[u8])> = blocks
             .iter()
@@ -124,8 +157,14 @@ impl Codec for PriorCodec<'_> {
         let bos = self.prior.bos();
         let chars_per_byte = self.spec.serializer.chars_per_byte() as u64;
         for batch in windows.chunks(self.batch) {
-            let mut decoders = batch.iter().map(|(_, _, s)| Decoder::new(s)).collect::<Result<Vec<_>>>()?;
-            let mut tokens: Vec<Vec<TokenId>> = batch.iter().map(|(_, e, _)| Vec::with_capacity((e.symbols as usize).min(4096))).collect();
+            let mut decoders = batch
+                .iter()
+                .map(|(_, _, s)| Decoder::new(s))
+                .collect::<Result<Vec<_>>>()?;
+            let mut tokens: Vec<Vec<TokenId>> = batch
+                .iter()
+                .map(|(_, e, _)| Vec::with_capacity((e.symbols as usize).min(4096)))
+                .collect();
             self.prior.start(batch.len())?;
             let mut inputs: Vec<(usize, TokenId)> = (0..batch.len()).map(|w| (w, bos)).collect();
             while !inputs.is_empty() {
@@ -156,7 +195,11 @@ impl Codec for PriorCodec<'_> {
         blocks
             .iter()
             .zip(texts)
-            .map(|(b, text)| self.spec.serializer.deserialize(b.dtype.width(), &text, b.len as usize))
+            .map(|(b, text)| {
+                self.spec
+                    .serializer
+                    .deserialize(b.dtype.width(), &text, b.len as usize)
+            })
             .collect()
     }
 }

@@ -165,7 +165,9 @@ impl SerializerSpec {
             }
             match self.encoding {
                 Encoding::Iso => out.push(b),
-                Encoding::Hex => out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]),
+                Encoding::Hex => {
+                    out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]])
+                }
             }
         };
         match self.order {
@@ -190,7 +192,9 @@ impl SerializerSpec {
             reason,
         };
         if width == 0 || n % width != 0 {
-            return Err(fail(format!("{n} bytes is not a whole number of {width}-byte elements")));
+            return Err(fail(format!(
+                "{n} bytes is not a whole number of {width}-byte elements"
+            )));
         }
         if text.len() as u64 != self.text_len(width, n as u64) {
             return Err(fail(format!(
@@ -207,7 +211,10 @@ impl SerializerSpec {
         for i in 0..n {
             if i > 0 && i % g == 0 {
                 if &text[pos..pos + sep.len()] != sep {
-                    return Err(fail(format!("expected separator {:?} at character {pos}", String::from_utf8_lossy(sep))));
+                    return Err(fail(format!(
+                        "expected separator {:?} at character {pos}",
+                        String::from_utf8_lossy(sep)
+                    )));
                 }
                 pos += sep.len();
             }
@@ -269,7 +276,9 @@ impl FromStr for SerializerSpec {
         };
         let mut rest = match rest {
             "" => rest,
-            r => r.strip_prefix('-').ok_or_else(|| bad("a '-' must follow the encoding".into()))?,
+            r => r
+                .strip_prefix('-')
+                .ok_or_else(|| bad("a '-' must follow the encoding".into()))?,
         };
         for sep in [
             Separator::CommaSpace,
@@ -320,7 +329,14 @@ mod tests {
                 Just(Separator::CommaSpace),
                 Just(Separator::Semicolon)
             ],
-            prop_oneof![Just(None), Just(Some(1u8)), Just(Some(2)), Just(Some(3)), Just(Some(4)), Just(Some(8))],
+            prop_oneof![
+                Just(None),
+                Just(Some(1u8)),
+                Just(Some(2)),
+                Just(Some(3)),
+                Just(Some(4)),
+                Just(Some(8))
+            ],
             prop_oneof![Just(ByteOrder::Le), Just(ByteOrder::Be)],
         )
             .prop_map(|(encoding, separator, group, order)| SerializerSpec {
@@ -359,14 +375,24 @@ mod tests {
     #[test]
     fn paper_formats() {
         let x = [0x00u8, 0x00, 0xc0, 0x3f, 0x01, 0x00, 0x80, 0xbf]; // 1.5, -1.0000001
-        let s = |f: &str| String::from_utf8_lossy(&f.parse::<SerializerSpec>().unwrap().serialize(4, &x)).into_owned();
+        let s = |f: &str| {
+            String::from_utf8_lossy(&f.parse::<SerializerSpec>().unwrap().serialize(4, &x))
+                .into_owned()
+        };
         assert_eq!(s("hex-none"), "0000c03f010080bf");
         assert_eq!(s("hex-none-be"), "3fc00000bf800001");
         assert_eq!(s("hex-space-be"), "3fc00000 bf800001");
         assert_eq!(s("hex-comma-space-g2"), "0000, c03f, 0100, 80bf");
         assert_eq!(s("hex-semicolon-g3"), "0000c0;3f0100;80bf");
         assert_eq!(s("hex-comma-g8"), "0000c03f010080bf");
-        assert_eq!("iso-space-g1".parse::<SerializerSpec>().unwrap().serialize(4, &x).len(), 15);
+        assert_eq!(
+            "iso-space-g1"
+                .parse::<SerializerSpec>()
+                .unwrap()
+                .serialize(4, &x)
+                .len(),
+            15
+        );
     }
 
     #[test]
@@ -380,7 +406,14 @@ mod tests {
 
     #[test]
     fn bad_specs_are_errors() {
-        for s in ["", "b64", "hex-tab", "hex-space-g5", "hex-space-xx", "hexspace"] {
+        for s in [
+            "",
+            "b64",
+            "hex-tab",
+            "hex-space-g5",
+            "hex-space-xx",
+            "hexspace",
+        ] {
             assert!(s.parse::<SerializerSpec>().is_err(), "{s}");
         }
     }

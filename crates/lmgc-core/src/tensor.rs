@@ -13,7 +13,12 @@ pub struct Tensor {
 
 impl Tensor {
     /// Builds a tensor, checking that `data` holds exactly `shape.product() * dtype.width()` bytes.
-    pub fn new(name: impl Into<String>, dtype: DType, shape: Vec<u64>, data: Vec<u8>) -> Result<Self> {
+    pub fn new(
+        name: impl Into<String>,
+        dtype: DType,
+        shape: Vec<u64>,
+        data: Vec<u8>,
+    ) -> Result<Self> {
         let name = name.into();
         let expected = byte_len(dtype, &shape).ok_or_else(|| Error::InvalidArgument {
             what: "tensor shape",

@@ -34,7 +34,12 @@ pub enum Format {
 impl Format {
     /// Guesses the format from a file name's extension.
     pub fn from_path(path: &Path) -> Result<Self> {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("safetensors") => Ok(Format::Safetensors),
             Some("npy") => Ok(Format::Npy),
             Some("f32" | "raw" | "bin") => Ok(Format::RawF32),

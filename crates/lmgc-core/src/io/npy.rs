@@ -24,13 +24,22 @@ pub(super) fn parse(bytes: &[u8]) -> Result<SourceFile> {
     let (header_len, prefix) = match major {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 => {
-            let b = bytes.get(8..12).ok_or_else(|| malformed("truncated header length"))?;
+            let b = bytes
+                .get(8..12)
+                .ok_or_else(|| malformed("truncated header length"))?;
             (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
         }
-        v => return Err(Error::Unsupported(format!("npy format version {v}.{}", bytes[7]))),
+        v => {
+            return Err(Error::Unsupported(format!(
+                "npy format version {v}.{}",
+                bytes[7]
+            )));
+        }
     };
     if header_len > MAX_HEADER_LEN {
-        return Err(malformed(format!("header of {header_len} bytes (limit {MAX_HEADER_LEN})")));
+        return Err(malformed(format!(
+            "header of {header_len} bytes (limit {MAX_HEADER_LEN})"
+        )));
     }
     let header = bytes
         .get(prefix..prefix + header_len)
@@ -38,11 +47,15 @@ pub(super) fn parse(bytes: &[u8]) -> Result<SourceFile> {
     let header = std::str::from_utf8(header).map_err(|_| malformed("header is not text"))?;
     let (dtype, shape) = parse_header(header)?;
     let data = &bytes[prefix + header_len..];
-    let tensor = Tensor::new("array", dtype, shape, data.to_vec()).map_err(|e| malformed(e.to_string()))?;
+    let tensor =
+        Tensor::new("array", dtype, shape, data.to_vec()).map_err(|e| malformed(e.to_string()))?;
     Ok(SourceFile {
         format: Format::Npy,
         gradient: Gradient::new(vec![tensor])?,
-        pieces: vec![Piece::Verbatim(bytes[..prefix + header_len].to_vec()), Piece::Tensor(0)],
+        pieces: vec![
+            Piece::Verbatim(bytes[..prefix + header_len].to_vec()),
+            Piece::Tensor(0),
+        ],
     })
 }
 
@@ -53,14 +66,18 @@ fn parse_header(header: &str) -> Result<(DType, Vec<u64>)> {
             .find(&format!("'{key}'"))
             .ok_or_else(|| malformed(format!("header has no '{key}'")))?;
         let rest = &header[at + key.len() + 2..];
-        let colon = rest.find(':').ok_or_else(|| malformed(format!("no ':' after '{key}'")))?;
+        let colon = rest
+            .find(':')
+            .ok_or_else(|| malformed(format!("no ':' after '{key}'")))?;
         Ok(rest[colon + 1..].trim_start())
     };
     let descr = value_after("descr")?;
     let descr = descr
         .strip_prefix('\'')
         .and_then(|s| s.split('\'').next())
-        .ok_or_else(|| malformed("'descr' is not a plain string (structured dtypes are not supported)"))?;
+        .ok_or_else(|| {
+            malformed("'descr' is not a plain string (structured dtypes are not supported)")
+        })?;
     let dtype = DType::from_npy_descr(descr)?;
     let fortran = value_after("fortran_order")?;
     if fortran.starts_with("True") {
@@ -79,7 +96,11 @@ fn parse_header(header: &str) -> Result<(DType, Vec<u64>)> {
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<u64>().map_err(|_| malformed(format!("bad dimension {s:?}"))))
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<u64>()
+                .map_err(|_| malformed(format!("bad dimension {s:?}")))
+        })
         .collect::<Result<Vec<_>>>()?;
     Ok((dtype, dims))
 }
@@ -87,7 +108,10 @@ fn parse_header(header: &str) -> Result<(DType, Vec<u64>)> {
 /// Serializes one tensor as `.npy` version 1.0 (2.0 when the header needs it).
 pub fn to_bytes(tensor: &Tensor) -> Result<Vec<u8>> {
     let descr = tensor.dtype().npy_descr().ok_or_else(|| {
-        Error::Unsupported(format!("{} has no npy dtype; use safetensors", tensor.dtype()))
+        Error::Unsupported(format!(
+            "{} has no npy dtype; use safetensors",
+            tensor.dtype()
+        ))
     })?;
     let dims: Vec<String> = tensor.shape().iter().map(u64::to_string).collect();
     let shape = match dims.len() {
@@ -134,7 +158,10 @@ mod tests {
     fn round_trip_and_numpy_header() {
         let t = Tensor::new("array", DType::F16, vec![2, 3], (0..12).collect()).unwrap();
         let bytes = to_bytes(&t).unwrap();
-        assert_eq!((10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64, 0);
+        assert_eq!(
+            (10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64,
+            0
+        );
         let parsed = parse(&bytes).unwrap();
         assert_eq!(parsed.gradient.tensors()[0], t);
         assert_eq!(parsed.to_bytes(), bytes);
@@ -144,8 +171,14 @@ mod tests {
     fn numpy_written_headers_parse() {
         // As written by numpy 1.26 for np.zeros(3, '<f4') and a 0-d array.
         for (h, shape) in [
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", vec![3]),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", vec![]),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }",
+                vec![3],
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
+                vec![],
+            ),
         ] {
             let numel: u64 = shape.iter().product();
             let mut b = MAGIC.to_vec();
@@ -161,7 +194,10 @@ mod tests {
     fn bad_files_are_errors() {
         let good = to_bytes(&Tensor::from_f32("array", &[1.0, 2.0])).unwrap();
         assert!(parse(&good[..good.len() - 1]).is_err(), "truncated data");
-        assert!(parse(&[good.clone(), vec![0]].concat()).is_err(), "trailing data");
+        assert!(
+            parse(&[good.clone(), vec![0]].concat()).is_err(),
+            "trailing data"
+        );
         assert!(parse(&good[..20]).is_err(), "truncated header");
         let mut v9 = good.clone();
         v9[6] = 9;

@@ -12,7 +12,12 @@ pub(super) fn parse(bytes: &[u8]) -> Result<SourceFile> {
             reason: format!("{} bytes is not a whole number of f32 values", bytes.len()),
         });
     }
-    let tensor = Tensor::new("raw", DType::F32, vec![bytes.len() as u64 / 4], bytes.to_vec())?;
+    let tensor = Tensor::new(
+        "raw",
+        DType::F32,
+        vec![bytes.len() as u64 / 4],
+        bytes.to_vec(),
+    )?;
     Ok(SourceFile {
         format: Format::RawF32,
         gradient: Gradient::new(vec![tensor])?,
@@ -22,7 +27,10 @@ pub(super) fn parse(bytes: &[u8]) -> Result<SourceFile> {
 
 /// Reads a raw `f32` file as one rank-1 tensor named `raw`.
 pub fn read_raw_f32(path: &Path) -> Result<Tensor> {
-    Ok(SourceFile::read(path, Format::RawF32)?.gradient.into_tensors().remove(0))
+    Ok(SourceFile::read(path, Format::RawF32)?
+        .gradient
+        .into_tensors()
+        .remove(0))
 }
 
 /// Writes a tensor's bytes as a raw file, atomically (any dtype; the shape is not stored).

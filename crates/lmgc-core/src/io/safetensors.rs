@@ -135,7 +135,10 @@ mod tests {
             [&2u64.to_le_bytes()[..], b"{}", &[0]].concat(),
             [&8u64.to_le_bytes()[..], b"not json"].concat(),
         ] {
-            assert!(matches!(parse(&bytes), Err(Error::MalformedInput { .. })), "{bytes:?}");
+            assert!(
+                matches!(parse(&bytes), Err(Error::MalformedInput { .. })),
+                "{bytes:?}"
+            );
         }
     }
 }

@@ -1,0 +1,57 @@
+use std::time::Instant;
+
+use anyhow::Context;
+use lmgc_core::container::{self, DecodeLimits};
+use lmgc_core::{Error, fsutil};
+use serde_json::json;
+
+use super::{DecompressArgs, Output, progress};
+
+pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
+    let output = match &a.output {
+        Some(p) => p.clone(),
+        None => match a.input.to_str().and_then(|s| s.strip_suffix(".lmgc")) {
+            Some(stem) if !stem.is_empty() => stem.into(),
+            _ => anyhow::bail!(
+                "cannot derive an output name from {}; pass -o",
+                a.input.display()
+            ),
+        },
+    };
+    let bytes = std::fs::read(&a.input).map_err(|e| Error::Io {
+        path: a.input.clone(),
+        source: e,
+    })?;
+    let started = Instant::now();
+    let parsed = container::parse(
+        &bytes,
+        &DecodeLimits {
+            max_output: a.max_output,
+        },
+    )
+    .with_context(|| format!("reading {}", a.input.display()))?;
+    let pb = progress::bar(parsed.header.payload_len, "decompress", out);
+    let payload = parsed
+        .decode(None, &|n| pb.inc(n))
+        .with_context(|| format!("decoding {}", a.input.display()))?;
+    pb.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    // Only a fully decoded, checksum-verified payload reaches the disk.
+    fsutil::write_atomic(&output, &payload)
+        .with_context(|| format!("writing {}", output.display()))?;
+    if out.json {
+        super::print_json(&json!({
+            "input": a.input, "output": output, "codec": parsed.header.codec.name(),
+            "bytes": payload.len(), "seconds": seconds, "mb_per_s": payload.len() as f64 / 1e6 / seconds.max(1e-9),
+        }));
+    } else if !out.quiet {
+        eprintln!(
+            "{} -> {}: {} bytes, checksum ok, {:.1} MB/s",
+            a.input.display(),
+            output.display(),
+            payload.len(),
+            payload.len() as f64 / 1e6 / seconds.max(1e-9)
+        );
+    }
+    Ok(())
+}

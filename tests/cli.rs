@@ -1,0 +1,297 @@
+//! End-to-end tests of the `lmgc` binary: real files, real gradients, every bad-input class.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lmgc::core::io::{npy_bytes, safetensors_bytes};
+use lmgc::core::{DType, Gradient, Tensor};
+
+#[path = "../examples/mlp_gradients.rs"]
+#[allow(dead_code)]
+mod mlp_gradients;
+
+fn lmgc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lmgc"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = lmgc(args);
+    assert!(
+        out.status.success(),
+        "lmgc {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command that must fail with exit code 1 and a message, and returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = lmgc(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "lmgc {args:?}: {stderr}");
+    assert!(
+        stderr.contains("error"),
+        "lmgc {args:?} printed no error: {stderr}"
+    );
+    stderr
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// compress → decompress → byte-identical file, for every codec.
+fn round_trip_all_codecs(input: &Path, dir: &Path) {
+    for codec_args in [
+        &["--codec", "bytegroup"][..],
+        &["--codec", "store"],
+        &[
+            "--codec",
+            "context",
+            "--format",
+            "hex-space-be",
+            "--window",
+            "256",
+        ],
+        &[
+            "--codec",
+            "context",
+            "--format",
+            "iso-none",
+            "--order",
+            "1",
+            "--precision",
+            "16",
+        ],
+    ] {
+        let packed = dir.join("x.lmgc");
+        let restored = dir.join("restored");
+        let mut args = vec!["compress", s(input), "-o", s(&packed), "--quiet"];
+        args.extend_from_slice(codec_args);
+        ok(&args);
+        ok(&["decompress", s(&packed), "-o", s(&restored), "--quiet"]);
+        assert_eq!(
+            std::fs::read(input).unwrap(),
+            std::fs::read(&restored).unwrap(),
+            "{codec_args:?}"
+        );
+    }
+}
+
+/// Gradients of a real model on real data (CIFAR-10): the acceptance check.
+#[test]
+fn real_gradients_round_trip_bit_exactly() {
+    let Some(data) = std::env::var_os("LMGC_CIFAR10_DIR").map(PathBuf::from) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set LMGC_CIFAR10_DIR"
+        );
+        eprintln!("skipped: set LMGC_CIFAR10_DIR to a CIFAR-10 binary directory");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let grads = mlp_gradients::collect(&data, 2, 32).unwrap();
+    let file = dir.path().join("grad.safetensors");
+    std::fs::write(&file, safetensors_bytes(&grads[1])).unwrap();
+    round_trip_all_codecs(&file, dir.path());
+
+    // bytegroup must actually compress real gradients.
+    let packed = dir.path().join("g.lmgc");
+    let out = ok(&["compress", s(&file), "-o", s(&packed), "--json"]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["ratio"].as_f64().unwrap() < 0.9, "{summary}");
+}
+
+#[test]
+fn special_values_all_dtypes_npy_and_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let f32s = [
+        f32::NAN,
+        f32::from_bits(0xffc0_0001),
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e-45,
+        3.5,
+    ];
+    let g = Gradient::new(vec![
+        Tensor::from_f32("a", &f32s),
+        Tensor::new(
+            "b",
+            DType::F64,
+            vec![2],
+            [f64::NAN.to_le_bytes(), (-0.0f64).to_le_bytes()].concat(),
+        )
+        .unwrap(),
+        Tensor::new("c", DType::F16, vec![2, 1], vec![0x01, 0x7c, 0x00, 0x80]).unwrap(),
+        Tensor::new("d", DType::BF16, vec![1], vec![0xc0, 0x7f]).unwrap(),
+        Tensor::new("e", DType::I32, vec![0], vec![]).unwrap(),
+    ])
+    .unwrap();
+    let st = dir.path().join("g.safetensors");
+    std::fs::write(&st, safetensors_bytes(&g)).unwrap();
+    round_trip_all_codecs(&st, dir.path());
+
+    let npy = dir.path().join("a.npy");
+    std::fs::write(&npy, npy_bytes(&g.tensors()[0]).unwrap()).unwrap();
+    round_trip_all_codecs(&npy, dir.path());
+
+    let raw = dir.path().join("a.f32");
+    std::fs::write(&raw, g.tensors()[0].data()).unwrap();
+    round_trip_all_codecs(&raw, dir.path());
+    let empty = dir.path().join("empty.f32");
+    std::fs::write(&empty, b"").unwrap();
+    round_trip_all_codecs(&empty, dir.path());
+}
+
+#[test]
+fn inspect_reports_without_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("g.safetensors");
+    std::fs::write(
+        &st,
+        safetensors_bytes(&Gradient::new(vec![Tensor::from_f32("w", &[0.25; 100])]).unwrap()),
+    )
+    .unwrap();
+    let packed = dir.path().join("g.lmgc");
+    ok(&[
+        "compress",
+        s(&st),
+        "-o",
+        s(&packed),
+        "--codec",
+        "context",
+        "--window",
+        "64",
+        "-q",
+    ]);
+    let human = String::from_utf8(ok(&["inspect", s(&packed), "--streams"]).stdout).unwrap();
+    assert!(
+        human.contains("prior:context-o3")
+            && human.contains("hex-none-le")
+            && human.contains("stream"),
+        "{human}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&ok(&["inspect", s(&packed), "--json"]).stdout).unwrap();
+    assert_eq!(json["tensors"], 1);
+    assert_eq!(
+        json["file_bytes"],
+        std::fs::metadata(&packed).unwrap().len()
+    );
+    let windows = json["blocks"][1]["streams"].as_array().unwrap();
+    assert_eq!(
+        windows
+            .iter()
+            .map(|w| w["span"].as_u64().unwrap())
+            .sum::<u64>(),
+        800
+    );
+    assert!(windows.iter().all(|w| w["symbols"].as_u64().unwrap() <= 63));
+}
+
+/// Each bad-input class: typed message, exit code 1, and no output file left behind (an
+/// existing output stays as it was).
+#[test]
+fn bad_input_is_an_error_with_exit_code_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let st = p("g.safetensors");
+    std::fs::write(
+        &st,
+        safetensors_bytes(&Gradient::new(vec![Tensor::from_f32("w", &[1.0, 2.0, 3.0])]).unwrap()),
+    )
+    .unwrap();
+    let packed = p("g.lmgc");
+    ok(&["compress", s(&st), "-o", s(&packed), "-q"]);
+    let good = std::fs::read(&packed).unwrap();
+    let out = p("out");
+    std::fs::write(&out, b"precious").unwrap();
+
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("truncated", good[..good.len() - 3].to_vec(), "truncated"),
+        ("header cut", good[..20].to_vec(), "corrupt"),
+        ("empty", vec![], "not an .lmgc"),
+        (
+            "foreign",
+            b"\x28\xb5\x2f\xfd zstd frame".to_vec(),
+            "not an .lmgc",
+        ),
+        (
+            "future version",
+            [&good[..8], &[9], &good[9..]].concat(),
+            "version 9",
+        ),
+        ("trailing bytes", [&good[..], b"x"].concat(), "trailing"),
+    ];
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x55;
+    cases.push(("corrupt stream", flipped, "checksum"));
+    let mut header = good.clone();
+    header[20] ^= 1;
+    cases.push(("corrupt header", header, "header"));
+    for (what, bytes, expect) in cases {
+        let bad = p("bad.lmgc");
+        std::fs::write(&bad, bytes).unwrap();
+        let err = fails(&["decompress", s(&bad), "-o", s(&out)]);
+        assert!(err.contains(expect), "{what}: {err}");
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            b"precious",
+            "{what}: output touched"
+        );
+        let err = fails(&["decompress", s(&bad), "-o", s(&p("fresh"))]);
+        assert!(!p("fresh").exists(), "{what}: half-written output: {err}");
+    }
+
+    // Limits on declared sizes.
+    let err = fails(&[
+        "decompress",
+        s(&packed),
+        "-o",
+        s(&out),
+        "--max-output",
+        "10",
+    ]);
+    assert!(err.contains("limit"), "{err}");
+
+    // Bad tensor files and bad options.
+    std::fs::write(p("bad.safetensors"), u64::MAX.to_le_bytes()).unwrap();
+    assert!(fails(&["compress", s(&p("bad.safetensors")), "-o", s(&out)]).contains("safetensors"));
+    std::fs::write(p("bad.npy"), b"\x93NUMPY\x01\x00\xff\xff{'descr'").unwrap();
+    assert!(fails(&["compress", s(&p("bad.npy")), "-o", s(&out)]).contains("npy"));
+    std::fs::write(p("odd.f32"), b"12345").unwrap();
+    assert!(fails(&["compress", s(&p("odd.f32")), "-o", s(&out)]).contains("whole number"));
+    assert!(fails(&["compress", s(&p("missing.safetensors"))]).contains("missing.safetensors"));
+    assert!(fails(&["compress", s(&p("g.txt"))]).contains("extension"));
+    assert!(
+        fails(&[
+            "compress",
+            s(&st),
+            "--codec",
+            "context",
+            "--format",
+            "hex-tab"
+        ])
+        .contains("format")
+    );
+    assert!(fails(&["compress", s(&st), "--codec", "context", "--window", "1"]).contains("window"));
+    assert!(
+        fails(&[
+            "compress",
+            s(&st),
+            "--codec",
+            "context",
+            "--precision",
+            "30"
+        ])
+        .contains("precision")
+    );
+    assert!(fails(&["compress", s(&st), "--codec", "zip"]).contains("invalid value"));
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    assert_eq!(lmgc(&["--help"]).status.code(), Some(0));
+}
