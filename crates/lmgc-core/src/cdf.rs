@@ -65,6 +65,9 @@ impl From<Precision> for u8 {
 
 /// Entries in the `exp2` table: scores are resolved to 1/1024 of a bit.
 const EXP2_STEPS_LOG2: u32 = 10;
+/// Largest weight [`FrequencyTable::from_weights`] accepts (keeps `w * R` within 64 bits).
+pub const MAX_WEIGHT: u64 = 1 << 39;
+
 /// `exp2` values are Q30 fixed point, so a weight is at most `2^30`.
 const EXP2_ONE: u64 = 1 << 30;
 
@@ -117,7 +120,7 @@ impl FrequencyTable {
     /// Normalizes non-negative weights to a table. Symbols with `mask[s] == false` get 0;
     /// every other symbol gets `1 + floor(w_s * R / W)` where `R` is what is left of the total
     /// after the ones and `W` the sum of allowed weights; the rounding remainder goes to the
-    /// heaviest symbol (lowest index on ties). Weights must not exceed `2^40`.
+    /// heaviest symbol (lowest index on ties). Weights must not exceed [`MAX_WEIGHT`].
     pub fn from_weights(
         weights: &[u64],
         mask: Option<&[bool]>,
@@ -144,7 +147,21 @@ impl FrequencyTable {
         }
         let allowed = |s: usize| mask.is_none_or(|m| m[s]);
         let total = u64::from(self.precision.total());
-        let n = (0..weights.len()).filter(|&s| allowed(s)).count() as u64;
+        let mut n = 0u64;
+        let mut sum = 0u64;
+        let mut heaviest = None::<(usize, u64)>;
+        for (s, &w) in weights.iter().enumerate() {
+            if allowed(s) {
+                if w > MAX_WEIGHT {
+                    return Err(Error::Internal(format!("weight {w} above 2^39")));
+                }
+                n += 1;
+                sum += w;
+                if heaviest.is_none_or(|(_, hw)| w > hw) {
+                    heaviest = Some((s, w));
+                }
+            }
+        }
         if n == 0 || n > total {
             return Err(Error::InvalidArgument {
                 what: "alphabet",
@@ -154,62 +171,39 @@ impl FrequencyTable {
             });
         }
         let spare = total - n;
-        let mut sum: u64 = 0;
-        let mut heaviest = None::<(usize, u64)>;
+        // Uniform share when no weight is positive: `each` for all, one more for the first `extra`.
+        let (each, mut extra) = if sum == 0 {
+            (spare / n, spare % n)
+        } else {
+            (0, 0)
+        };
+        self.cumulative.clear();
+        self.cumulative.reserve(weights.len() + 1);
+        self.cumulative.push(0);
+        let mut acc = 0u64;
         for (s, &w) in weights.iter().enumerate() {
             if allowed(s) {
-                if w > 1 << 40 {
-                    return Err(Error::Internal(format!("weight {w} above 2^40")));
-                }
-                sum += w;
-                if heaviest.is_none_or(|(_, hw)| w > hw) {
-                    heaviest = Some((s, w));
-                }
-            }
-        }
-        let freq = |w: u64| -> u64 {
-            if sum == 0 {
-                0
-            } else {
-                // w <= 2^40 and spare < 2^24: the product fits in u128 and usually in u64.
-                (u128::from(w) * u128::from(spare) / u128::from(sum)) as u64
-            }
-        };
-        let mut assigned: u64 = 0;
-        let mut freqs: Vec<u64> = weights
-            .iter()
-            .enumerate()
-            .map(|(s, &w)| {
-                if allowed(s) {
-                    let f = 1 + freq(w);
-                    assigned += f;
-                    f
+                // w <= 2^39 and spare < 2^24, so the product fits in 64 bits.
+                acc += 1 + if sum == 0 {
+                    each + u64::from(extra > 0)
                 } else {
-                    0
-                }
-            })
-            .collect();
-        let leftover = total - assigned;
-        if sum == 0 {
-            // Uniform over the allowed symbols: spread the remainder from the first one on.
-            let (each, mut extra) = (leftover / n, leftover % n);
-            for (s, f) in freqs.iter_mut().enumerate() {
-                if allowed(s) {
-                    *f += each + u64::from(extra > 0);
-                    extra = extra.saturating_sub(1);
-                }
+                    w * spare / sum
+                };
+                extra = extra.saturating_sub(1);
             }
-        } else if let Some((s, _)) = heaviest {
-            freqs[s] += leftover;
+            self.cumulative.push(acc as u32);
         }
-        self.cumulative.clear();
-        let mut acc = 0u32;
-        self.cumulative.push(0);
-        for f in freqs {
-            acc += f as u32;
-            self.cumulative.push(acc);
+        let leftover = (total - acc) as u32;
+        if leftover > 0 {
+            let (s, _) = heaviest.expect("n > 0");
+            for c in &mut self.cumulative[s + 1..] {
+                *c += leftover;
+            }
         }
-        debug_assert_eq!(u64::from(acc), total);
+        debug_assert_eq!(
+            u64::from(*self.cumulative.last().expect("non-empty")),
+            total
+        );
         Ok(())
     }
 
@@ -323,7 +317,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tables_are_exact(weights in prop::collection::vec(0u64..(1 << 40), 1..300),
+        fn tables_are_exact(weights in prop::collection::vec(0u64..=MAX_WEIGHT, 1..300),
                             mask_bits in prop::collection::vec(any::<bool>(), 300),
                             bits in 16u8..=24) {
             let mask: Vec<bool> = weights.iter().enumerate().map(|(i, _)| mask_bits[i] || i == 0).collect();

@@ -421,7 +421,9 @@ mod tests {
         SourceFile::parse(Format::Safetensors, &safetensors_bytes(&g)).unwrap()
     }
 
-    fn codecs() -> Vec<Box<dyn FnMut(&SourceFile) -> Vec<u8>>> {
+    type Compressor = Box<dyn FnMut(&SourceFile) -> Vec<u8>>;
+
+    fn codecs() -> Vec<Compressor> {
         vec![
             Box::new(|s| compress(s, &mut StoreCodec, &|_| {}).unwrap()),
             Box::new(|s| compress(s, &mut BytegroupCodec, &|_| {}).unwrap()),
@@ -534,6 +536,23 @@ mod tests {
             Err(Error::LimitExceeded { .. })
         ));
     }
+
+    /// Format v1 is frozen: these digests change only with a new format version (and a
+    /// decoder for the old one). A failure here means old files may no longer decode.
+    #[test]
+    fn golden_bytes_of_format_v1() {
+        let src = sample();
+        let digests: Vec<u64> = codecs()
+            .into_iter()
+            .map(|mut c| xxh3_64(&c(&src)))
+            .collect();
+        assert_eq!(digests, GOLDEN, "format v1 output changed: {digests:#x?}");
+    }
+    const GOLDEN: [u64; 3] = [
+        0xfbac_6976_962a_b39a,
+        0x758c_98f2_6468_4164,
+        0x7866_3c6a_a7a8_9fb3,
+    ];
 
     #[test]
     fn foreign_and_future_files() {

@@ -45,6 +45,7 @@ impl WindowState {
     fn table(
         &self,
         order: usize,
+        mask: &[bool],
         spec: &TableSpec,
         scratch: &mut Vec<u64>,
     ) -> Result<FrequencyTable> {
@@ -53,10 +54,7 @@ impl WindowState {
             Some(c) => scratch.extend(c.iter().map(|&c| c + 1)),
             None => scratch.resize(VOCAB, 1),
         }
-        scratch[BOS as usize] = 0;
-        let mut mask = spec.mask.clone().unwrap_or_else(|| vec![true; VOCAB]);
-        mask[BOS as usize] = false;
-        FrequencyTable::from_weights(scratch, Some(&mask), spec.precision)
+        FrequencyTable::from_weights(scratch, Some(mask), spec.precision)
     }
 
     fn push(&mut self, order: usize, token: TokenId) -> Result<()> {
@@ -70,6 +68,14 @@ impl WindowState {
         self.history.push(byte);
         Ok(())
     }
+}
+
+/// The spec's mask with BOS (never predicted) masked too.
+fn effective_mask(spec: &TableSpec) -> Vec<bool> {
+    let mut mask = spec.mask.clone().unwrap_or_else(|| vec![true; VOCAB]);
+    mask.resize(VOCAB, false);
+    mask[BOS as usize] = false;
+    mask
 }
 
 impl ContextPrior {
@@ -144,11 +150,12 @@ impl Prior for ContextPrior {
         visit: &mut PrefillVisitor<'_>,
     ) -> Result<()> {
         let mut scratch = Vec::with_capacity(VOCAB);
+        let mask = effective_mask(spec);
         for (w, tokens) in windows.iter().enumerate() {
             let mut state = WindowState::default();
             for (t, &token) in tokens.iter().enumerate() {
                 if t > 0 {
-                    visit(w, t, &state.table(self.order, spec, &mut scratch)?)?;
+                    visit(w, t, &state.table(self.order, &mask, spec, &mut scratch)?)?;
                 }
                 state.push(self.order, token)?;
             }
@@ -168,12 +175,13 @@ impl Prior for ContextPrior {
         visit: &mut StepVisitor<'_>,
     ) -> Result<()> {
         let mut scratch = Vec::with_capacity(VOCAB);
+        let mask = effective_mask(spec);
         for &(w, token) in inputs {
             let state = self.windows.get_mut(w).ok_or_else(|| {
                 Error::Internal(format!("step on window {w} that was not started"))
             })?;
             state.push(self.order, token)?;
-            visit(w, &state.table(self.order, spec, &mut scratch)?)?;
+            visit(w, &state.table(self.order, &mask, spec, &mut scratch)?)?;
         }
         Ok(())
     }
@@ -205,8 +213,8 @@ mod tests {
             .unwrap();
         let mut stepped = Vec::new();
         prior.start(2).unwrap();
-        for t in 0..w.len() - 1 {
-            let inputs: Vec<(usize, TokenId)> = [(0, w[t]), (1, *short.get(t).unwrap_or(&0))]
+        for (t, &token) in w[..w.len() - 1].iter().enumerate() {
+            let inputs: Vec<(usize, TokenId)> = [(0, token), (1, *short.get(t).unwrap_or(&0))]
                 .into_iter()
                 .filter(|&(win, _)| win == 0 || t + 1 < short.len())
                 .collect();

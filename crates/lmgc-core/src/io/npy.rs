@@ -120,7 +120,8 @@ pub fn to_bytes(tensor: &Tensor) -> Result<Vec<u8>> {
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Data starts on a 64-byte boundary; the header ends with '\n'.
-    let v1 = 10 + header.len() + 1 <= u16::MAX as usize;
+    // Version 1.0 stores the padded header length in a u16; longer headers need 2.0.
+    let v1 = (10 + header.len() + 1).next_multiple_of(64) - 10 <= u16::MAX as usize;
     let prefix = if v1 { 10 } else { 12 };
     let total = (prefix + header.len() + 1).next_multiple_of(64);
     header.push_str(&" ".repeat(total - prefix - header.len() - 1));
