@@ -31,3 +31,7 @@ for input in g.safetensors a.npy a.f32; do
   "$lmgc" compress "$tmp/$input" -o "fuzz/corpus/container/$input.context.lmgc" --codec context \
     --format hex-space-be --window 16 --order 2 -q
 done
+# Every classical codec whose decoder takes untrusted input (not fpzip).
+for codec in gzip xz6 zstd brotli png flac pcodec; do
+  "$lmgc" compress "$tmp/g.safetensors" -o "fuzz/corpus/container/g.$codec.lmgc" --codec $codec -q
+done

@@ -9,6 +9,9 @@ use lmgc::core::{DType, Gradient, Tensor};
 #[path = "../examples/mlp_gradients.rs"]
 #[allow(dead_code)]
 mod mlp_gradients;
+#[path = "../examples/synthetic_gradient.rs"]
+#[allow(dead_code)]
+mod synthetic_gradient;
 
 fn lmgc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lmgc"))
@@ -291,7 +294,105 @@ fn bad_input_is_an_error_with_exit_code_1() {
         ])
         .contains("precision")
     );
-    assert!(fails(&["compress", s(&st), "--codec", "zip"]).contains("invalid value"));
+    assert!(fails(&["compress", s(&st), "--codec", "zip"]).contains("invalid codec"));
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     assert_eq!(lmgc(&["--help"]).status.code(), Some(0));
+}
+
+/// `lmgc bench` on a synthetic gradient: every codec round-trips and the JSON says so.
+#[test]
+fn bench_runs_every_codec_on_a_synthetic_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = synthetic_gradient::synthetic_gradient(20_000);
+    let file = dir.path().join("synthetic.safetensors");
+    std::fs::write(&file, safetensors_bytes(&g)).unwrap();
+    let json = dir.path().join("r.json");
+    let md = dir.path().join("r.md");
+    let out = ok(&[
+        "bench",
+        s(&file),
+        "--codecs",
+        "all",
+        "--json",
+        s(&json),
+        "--markdown",
+        s(&md),
+        "--chunked",
+        "512",
+        "--window",
+        "256",
+    ]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(table, std::fs::read_to_string(&md).unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let results = report["files"][0]["results"].as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["codec"].as_str().unwrap())
+        .collect();
+    for codec in [
+        "bytegroup",
+        "gzip",
+        "xz6",
+        "xz9",
+        "zstd",
+        "brotli",
+        "png",
+        "flac",
+        "pcodec",
+        "context",
+        "store",
+    ] {
+        assert!(names.contains(&codec), "{codec} missing from {names:?}");
+    }
+    for r in results {
+        // fpzip is only built with `--features fpzip`; without it the row must say FAILED.
+        let fpzip_missing = r["codec"] == "fpzip" && !cfg!(feature = "fpzip");
+        let status = if fpzip_missing { "failed" } else { "ok" };
+        assert_eq!(r["whole"]["status"], status, "{r}");
+        assert_eq!(r["chunked"]["status"], status, "{r}");
+    }
+    let bytegroup = results.iter().find(|r| r["codec"] == "bytegroup").unwrap();
+    assert!(bytegroup["whole"]["ratio"].as_f64().unwrap() < 0.9);
+    assert!(table.contains("order-0 byte-plane entropy"));
+    // Unknown codecs and unreadable files are errors before any work.
+    assert!(fails(&["bench", s(&file), "--codecs", "zip"]).contains("codec"));
+    assert!(fails(&["bench", s(&dir.path().join("nope.safetensors"))]).contains("nope"));
+}
+
+/// fpzip's decoder is unsafe on hostile input: refused unless the user vouches for the file.
+#[cfg(feature = "fpzip")]
+#[test]
+fn fpzip_decodes_only_trusted_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("g.safetensors");
+    std::fs::write(
+        &st,
+        safetensors_bytes(&synthetic_gradient::synthetic_gradient(1000)),
+    )
+    .unwrap();
+    let packed = dir.path().join("g.lmgc");
+    let out = dir.path().join("out.safetensors");
+    ok(&[
+        "compress",
+        s(&st),
+        "-o",
+        s(&packed),
+        "--codec",
+        "fpzip",
+        "-q",
+    ]);
+    assert!(fails(&["decompress", s(&packed), "-o", s(&out)]).contains("--trust-input"));
+    assert!(!out.exists());
+    ok(&[
+        "decompress",
+        s(&packed),
+        "-o",
+        s(&out),
+        "--trust-input",
+        "-q",
+    ]);
+    assert_eq!(std::fs::read(&st).unwrap(), std::fs::read(&out).unwrap());
+    // inspect decodes nothing, so it reads the file either way.
+    ok(&["inspect", s(&packed)]);
 }

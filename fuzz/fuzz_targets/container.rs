@@ -12,7 +12,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 fn run(data: &[u8]) {
     // A small output cap keeps each run fast; the limit check itself is under test too.
-    let limits = DecodeLimits { max_output: 1 << 20 };
+    let limits = DecodeLimits { max_output: 1 << 20, trusted_input: false };
     if let Ok(c) = parse(data, &limits) {
         assert!(c.header.payload_len <= limits.max_output);
     }

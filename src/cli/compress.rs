@@ -1,16 +1,12 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use lmgc_core::cdf::Precision;
-use lmgc_core::codec::{BytegroupCodec, PriorCodecSpec, StoreCodec};
-use lmgc_core::context_prior::ContextPrior;
-use lmgc_core::io::{Format, SourceFile};
-use lmgc_core::prior::Prior;
-use lmgc_core::prior_codec::PriorCodec;
-use lmgc_core::{container, fsutil};
+use lmgc::codecs::CodecChoice;
+use lmgc::core::io::{Format, SourceFile};
+use lmgc::core::{container, fsutil};
 use serde_json::json;
 
-use super::{CodecArg, CompressArgs, Output, progress};
+use super::{CompressArgs, Output, progress};
 
 pub fn run(a: CompressArgs, out: Output) -> anyhow::Result<()> {
     let format = match a.input_format {
@@ -22,26 +18,14 @@ pub fn run(a: CompressArgs, out: Output) -> anyhow::Result<()> {
         p.push(".lmgc");
         p.into()
     });
+    // Options first: a typo should not cost reading a large file.
+    let choice: CodecChoice = a.codec.parse()?;
+    let options = a.codec_args.options()?;
     let source = SourceFile::read(&a.input, format)?;
     let started = Instant::now();
     let pb = progress::bar(source.len(), "compress", out);
     let tick = |n: u64| pb.inc(n);
-    let packed = match a.codec {
-        CodecArg::Store => container::compress(&source, &mut StoreCodec, &tick)?,
-        CodecArg::Bytegroup => container::compress(&source, &mut BytegroupCodec, &tick)?,
-        CodecArg::Context => {
-            let mut prior = ContextPrior::new(a.order)?;
-            let spec = PriorCodecSpec {
-                prior: prior.fingerprint(),
-                serializer: a.format.parse()?,
-                window: a.window,
-                precision: Precision::new(a.precision)?,
-                mask: !a.no_mask,
-            };
-            let mut codec = PriorCodec::new(&mut prior, spec, a.batch)?;
-            container::compress(&source, &mut codec, &tick)?
-        }
-    };
+    let packed = choice.with(&options, |codec| container::compress(&source, codec, &tick))?;
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     fsutil::write_atomic(&output, &packed)
@@ -51,7 +35,7 @@ pub fn run(a: CompressArgs, out: Output) -> anyhow::Result<()> {
     let ratio = packed.len() as f64 / raw.max(1) as f64;
     if out.json {
         super::print_json(&json!({
-            "input": a.input, "output": output, "codec": format!("{:?}", a.codec).to_lowercase(),
+            "input": a.input, "output": output, "codec": choice.to_string(),
             "raw_bytes": raw, "compressed_bytes": packed.len(), "ratio": ratio,
             "bits_per_value": if values > 0 { Some(packed.len() as f64 * 8.0 / values as f64) } else { None },
             "seconds": seconds, "mb_per_s": raw as f64 / 1e6 / seconds.max(1e-9),

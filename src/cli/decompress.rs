@@ -1,8 +1,8 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use lmgc_core::container::{self, DecodeLimits};
-use lmgc_core::{Error, fsutil};
+use lmgc::core::container::{self, DecodeLimits};
+use lmgc::core::{Error, fsutil};
 use serde_json::json;
 
 use super::{DecompressArgs, Output, progress};
@@ -27,6 +27,7 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
         &bytes,
         &DecodeLimits {
             max_output: a.max_output,
+            trusted_input: a.trust_input,
         },
     )
     .with_context(|| format!("reading {}", a.input.display()))?;

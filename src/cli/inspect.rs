@@ -1,7 +1,7 @@
 use anyhow::Context;
-use lmgc_core::Error;
-use lmgc_core::codec::CodecSpec;
-use lmgc_core::container::{self, DecodeLimits};
+use lmgc::core::Error;
+use lmgc::core::codec::CodecSpec;
+use lmgc::core::container::{self, DecodeLimits};
 use serde_json::json;
 
 use super::{InspectArgs, Output};
@@ -16,6 +16,7 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
         &bytes,
         &DecodeLimits {
             max_output: u64::MAX,
+            trusted_input: true,
         },
     )
     .with_context(|| format!("reading {}", a.input.display()))?;

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod bench;
 mod compress;
 mod decompress;
 mod inspect;
@@ -8,7 +9,7 @@ mod progress;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lmgc_core::io::Format;
+use lmgc::core::io::Format;
 
 /// Lossless gradient compression with an LLM prior.
 #[derive(Debug, Parser)]
@@ -19,9 +20,6 @@ pub struct Cli {
     /// No progress bars or summaries (errors still go to stderr).
     #[arg(long, short, global = true)]
     quiet: bool,
-    /// Print a machine-readable JSON summary on stdout instead of human output.
-    #[arg(long, global = true)]
-    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,18 +30,13 @@ enum Command {
     Decompress(DecompressArgs),
     /// Show what an .lmgc container holds, without decoding it.
     Inspect(InspectArgs),
+    /// Run codecs side by side on the same files: size, speed, round trip.
+    Bench(BenchArgs),
 }
 
+/// Codec parameters shared by `compress` and `bench`.
 #[derive(Debug, Args)]
-struct CompressArgs {
-    /// Input file.
-    input: PathBuf,
-    /// Output file [default: INPUT.lmgc].
-    #[arg(short, long)]
-    output: Option<PathBuf>,
-    /// Codec.
-    #[arg(long, value_enum, default_value_t = CodecArg::Bytegroup)]
-    codec: CodecArg,
+struct CodecArgs {
     /// Serializer for prior codecs: ENCODING-SEPARATOR[-gN][-le|-be], e.g. hex-none, hex-space-be.
     #[arg(long, default_value = "hex-none")]
     format: String,
@@ -51,7 +44,7 @@ struct CompressArgs {
     #[arg(long, default_value_t = 2048)]
     window: u32,
     /// Windows per prior call.
-    #[arg(long, default_value_t = lmgc_core::prior_codec::DEFAULT_BATCH)]
+    #[arg(long, default_value_t = lmgc::core::prior_codec::DEFAULT_BATCH)]
     batch: usize,
     /// Bits of probability resolution (16-24).
     #[arg(long, default_value_t = 24)]
@@ -62,6 +55,57 @@ struct CompressArgs {
     /// Context order of the built-in `context` prior.
     #[arg(long, default_value_t = 3)]
     order: usize,
+}
+
+impl CodecArgs {
+    fn options(&self) -> lmgc::core::Result<lmgc::codecs::CodecOptions> {
+        Ok(lmgc::codecs::CodecOptions {
+            format: self.format.parse()?,
+            window: self.window,
+            batch: self.batch,
+            precision: lmgc::core::cdf::Precision::new(self.precision)?,
+            mask: !self.no_mask,
+            order: self.order,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Tensor files (safetensors, npy, raw f32).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// `all` or a comma-separated list (bytegroup, gzip, xz6, xz9, zstd, brotli, png, flac, pcodec, fpzip, context, store).
+    #[arg(long, default_value = "all")]
+    codecs: String,
+    /// Also measure the LM-GC paper's accounting: chunks of this many bytes, each coded alone.
+    #[arg(long, value_name = "BYTES")]
+    chunked: Option<usize>,
+    /// Write the results as JSON to this file (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Write the markdown table to this file (it is printed either way).
+    #[arg(long, value_name = "PATH")]
+    markdown: Option<PathBuf>,
+    #[command(flatten)]
+    codec: CodecArgs,
+}
+
+#[derive(Debug, Args)]
+struct CompressArgs {
+    /// Input file.
+    input: PathBuf,
+    /// Output file [default: INPUT.lmgc].
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Codec: bytegroup, context, store, or a baseline (gzip, xz6, xz9, zstd, brotli, png, flac, pcodec, fpzip).
+    #[arg(long, default_value = "bytegroup")]
+    codec: String,
+    #[command(flatten)]
+    codec_args: CodecArgs,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
     /// Input format [default: from the extension].
     #[arg(long, value_enum)]
     input_format: Option<FormatArg>,
@@ -75,8 +119,14 @@ struct DecompressArgs {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Refuse containers that would decode to more than this many bytes.
-    #[arg(long, default_value_t = lmgc_core::container::DecodeLimits::default().max_output)]
+    #[arg(long, default_value_t = lmgc::core::container::DecodeLimits::default().max_output)]
     max_output: u64,
+    /// Decode codecs that are unsafe on hostile input (fpzip); only for files you made.
+    #[arg(long)]
+    trust_input: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -86,16 +136,9 @@ struct InspectArgs {
     /// List every stream (window or chunk).
     #[arg(long)]
     streams: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum CodecArg {
-    /// Byte planes + adaptive context models (fast, the default).
-    Bytegroup,
-    /// The LM-GC pipeline with the built-in adaptive context prior (no model file needed).
-    Context,
-    /// No compression.
-    Store,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,26 +161,53 @@ impl From<FormatArg> for Format {
 /// Output options shared by all commands.
 #[derive(Debug, Clone, Copy)]
 struct Output {
+    /// No progress bars, no human summaries.
     quiet: bool,
+    /// Machine-readable output on stdout (implies no progress bars).
     json: bool,
 }
 
 /// Runs one command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let out = Output {
-        quiet: cli.quiet,
-        json: cli.json,
-    };
+    let quiet = cli.quiet;
     match cli.command {
-        Command::Compress(a) => compress::run(a, out),
-        Command::Decompress(a) => decompress::run(a, out),
-        Command::Inspect(a) => inspect::run(a, out),
+        Command::Compress(a) => {
+            let out = Output {
+                quiet,
+                json: a.json,
+            };
+            compress::run(a, out)
+        }
+        Command::Decompress(a) => {
+            let out = Output {
+                quiet,
+                json: a.json,
+            };
+            decompress::run(a, out)
+        }
+        Command::Inspect(a) => {
+            let out = Output {
+                quiet,
+                json: a.json,
+            };
+            inspect::run(a, out)
+        }
+        Command::Bench(a) => {
+            let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
+            bench::run(
+                a,
+                Output {
+                    quiet,
+                    json: json_stdout,
+                },
+            )
+        }
     }
 }
 
 /// 2 for bugs, 1 for everything the user can act on.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
-    match e.downcast_ref::<lmgc_core::Error>() {
+    match e.downcast_ref::<lmgc::core::Error>() {
         Some(inner) if inner.is_internal() => 2,
         _ => 1,
     }

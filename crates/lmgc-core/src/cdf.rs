@@ -136,14 +136,14 @@ impl FrequencyTable {
 
     /// Like [`from_weights`](Self::from_weights) but reuses this table's allocation.
     pub fn refill_from_weights(&mut self, weights: &[u64], mask: Option<&[bool]>) -> Result<()> {
-        if let Some(m) = mask {
-            if m.len() != weights.len() {
-                return Err(Error::Internal(format!(
-                    "mask of {} for {} weights",
-                    m.len(),
-                    weights.len()
-                )));
-            }
+        if let Some(m) = mask
+            && m.len() != weights.len()
+        {
+            return Err(Error::Internal(format!(
+                "mask of {} for {} weights",
+                m.len(),
+                weights.len()
+            )));
         }
         let allowed = |s: usize| mask.is_none_or(|m| m[s]);
         let total = u64::from(self.precision.total());
@@ -183,12 +183,12 @@ impl FrequencyTable {
         let mut acc = 0u64;
         for (s, &w) in weights.iter().enumerate() {
             if allowed(s) {
-                // w <= 2^39 and spare < 2^24, so the product fits in 64 bits.
-                acc += 1 + if sum == 0 {
-                    each + u64::from(extra > 0)
-                } else {
-                    w * spare / sum
-                };
+                // w <= 2^39 and spare < 2^24, so the product fits in 64 bits; with no
+                // positive weight (sum == 0) the share is uniform.
+                acc += 1
+                    + (w * spare)
+                        .checked_div(sum)
+                        .unwrap_or(each + u64::from(extra > 0));
                 extra = extra.saturating_sub(1);
             }
             self.cumulative.push(acc as u32);

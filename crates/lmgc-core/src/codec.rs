@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::classical::Classical;
 use crate::prior::PriorFingerprint;
 use crate::serialize::SerializerSpec;
 use crate::{DType, Error, Result, bytegroup, cdf::Precision};
@@ -23,6 +24,8 @@ pub enum CodecSpec {
     Bytegroup,
     /// The LM-GC pipeline: serializer, tokenizer, windows, prior, range coder.
     Prior(PriorCodecSpec),
+    /// A classical baseline ([`crate::classical`]).
+    Classical(Classical),
 }
 
 /// Parameters of the prior (LM-GC) codec.
@@ -50,6 +53,7 @@ impl CodecSpec {
             CodecSpec::Store => "store".into(),
             CodecSpec::Bytegroup => "bytegroup".into(),
             CodecSpec::Prior(p) => format!("prior:{}", p.prior.name),
+            CodecSpec::Classical(c) => c.name(),
         }
     }
 
@@ -63,6 +67,14 @@ impl CodecSpec {
             )))
         };
         match self {
+            CodecSpec::Classical(_) => {
+                let expected: &[u64] = if len == 0 { &[] } else { &[len] };
+                if streams.iter().map(|s| s.span).ne(expected.iter().copied())
+                    || streams.iter().any(|s| s.symbols != s.span)
+                {
+                    return bad("a classical block is one stream covering it".into());
+                }
+            }
             CodecSpec::Store => {
                 let expected: &[u64] = if len == 0 { &[] } else { &[len] };
                 let spans: Vec<u64> = streams.iter().map(|s| s.span).collect();

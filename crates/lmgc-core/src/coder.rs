@@ -98,7 +98,7 @@ pub struct Decoder {
 impl Decoder {
     /// Opens a stream. Its length must be a whole number of 32-bit words.
     pub fn new(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() % 4 != 0 {
+        if !bytes.len().is_multiple_of(4) {
             return Err(Error::corrupt(format!(
                 "stream of {} bytes is not a whole number of words",
                 bytes.len()

@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
+use crate::classical::ClassicalCodec;
 use crate::codec::{
     Block, BytegroupCodec, Codec, CodecSpec, CodedBlock, Progress, StoreCodec, StreamEntry,
 };
@@ -80,12 +81,16 @@ pub struct Header {
 pub struct DecodeLimits {
     /// Largest payload that will be decoded, in bytes.
     pub max_output: u64,
+    /// Whether the caller vouches for the file (it made it itself). Codecs whose decoders are
+    /// unsafe on hostile input (fpzip) run only on trusted input.
+    pub trusted_input: bool,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         DecodeLimits {
             max_output: 16 << 30,
+            trusted_input: false,
         }
     }
 }
@@ -240,6 +245,15 @@ pub fn parse<'a>(bytes: &'a [u8], limits: &DecodeLimits) -> Result<Container<'a>
 }
 
 fn validate(h: &Header, body_len: u64, limits: &DecodeLimits) -> Result<()> {
+    if let CodecSpec::Classical(c) = h.codec {
+        if !c.safe_on_untrusted_input() && !limits.trusted_input {
+            return Err(Error::Unsupported(format!(
+                "{} streams are decoded only from trusted files (its decoder is unsafe on hostile input); pass --trust-input if you made this file",
+                c.name()
+            )));
+        }
+        c.available()?;
+    }
     if h.payload_len > limits.max_output {
         return Err(Error::LimitExceeded {
             what: "decoded payload",
@@ -353,6 +367,7 @@ impl Container<'_> {
         let decoded = match &self.header.codec {
             CodecSpec::Store => StoreCodec.decode(&blocks, progress)?,
             CodecSpec::Bytegroup => BytegroupCodec.decode(&blocks, progress)?,
+            CodecSpec::Classical(c) => ClassicalCodec(*c).decode(&blocks, progress)?,
             CodecSpec::Prior(spec) => {
                 let mut builtin;
                 let prior: &mut dyn Prior =
@@ -530,7 +545,10 @@ mod tests {
         }
         // The unmodified rebuild still decodes, so the cases above fail for their lie alone.
         assert!(decompress(&rebuild(&c.header), &DecodeLimits::default(), None, &|_| {}).is_ok());
-        let small = DecodeLimits { max_output: 100 };
+        let small = DecodeLimits {
+            max_output: 100,
+            ..Default::default()
+        };
         assert!(matches!(
             parse(&packed, &small),
             Err(Error::LimitExceeded { .. })

@@ -17,6 +17,10 @@
 //!      └──────────── container (.lmgc v1: header, streams, checksum) ◀┘
 //! ```
 //!
+//! The classical baselines of the LM-GC paper and the strong general-purpose compressors
+//! ([`classical`]) sit behind the same [`codec::Codec`] trait, so `lmgc bench` compares
+//! everything in one table.
+//!
 //! What this crate does not do: run a neural network (that is `lmgc-model`, which
 //! implements [`Prior`]), move bytes over a network (`lmgc-fl`), or parse command lines.
 //!
@@ -34,6 +38,7 @@
 pub mod adaptive;
 pub mod bytegroup;
 pub mod cdf;
+pub mod classical;
 pub mod codec;
 pub mod coder;
 pub mod container;

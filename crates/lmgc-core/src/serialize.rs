@@ -150,7 +150,10 @@ impl SerializerSpec {
     }
 
     fn check_width(width: usize, n: usize) {
-        debug_assert!(width > 0 && n % width == 0, "caller passes whole elements");
+        debug_assert!(
+            width > 0 && n.is_multiple_of(width),
+            "caller passes whole elements"
+        );
     }
 
     /// Serializes `bytes` (whole elements of `width` bytes, little-endian as stored).
@@ -160,7 +163,7 @@ impl SerializerSpec {
         let g = self.group_bytes(width);
         let sep = self.separator.text();
         let mut emit = |i: usize, b: u8| {
-            if i > 0 && i % g == 0 {
+            if i > 0 && i.is_multiple_of(g) {
                 out.extend_from_slice(sep);
             }
             match self.encoding {
@@ -191,7 +194,7 @@ impl SerializerSpec {
             spec: self.to_string(),
             reason,
         };
-        if width == 0 || n % width != 0 {
+        if width == 0 || !n.is_multiple_of(width) {
             return Err(fail(format!(
                 "{n} bytes is not a whole number of {width}-byte elements"
             )));
@@ -287,12 +290,12 @@ impl FromStr for SerializerSpec {
             Separator::Comma,
             Separator::Semicolon,
         ] {
-            if let Some(r) = rest.strip_prefix(sep.name()) {
-                if r.is_empty() || r.starts_with('-') {
-                    spec.separator = sep;
-                    rest = r;
-                    break;
-                }
+            if let Some(r) = rest.strip_prefix(sep.name())
+                && (r.is_empty() || r.starts_with('-'))
+            {
+                spec.separator = sep;
+                rest = r;
+                break;
             }
         }
         for part in rest.split('-').filter(|p| !p.is_empty()) {

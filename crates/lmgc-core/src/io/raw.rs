@@ -6,7 +6,7 @@ use super::{Format, Piece, SourceFile};
 use crate::{DType, Error, Gradient, Result, Tensor};
 
 pub(super) fn parse(bytes: &[u8]) -> Result<SourceFile> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(Error::MalformedInput {
             format: "raw",
             reason: format!("{} bytes is not a whole number of f32 values", bytes.len()),
