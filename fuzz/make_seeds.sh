@@ -6,7 +6,7 @@ lmgc=${LMGC:-target/release/lmgc}
 [ -x "$lmgc" ] || cargo build --release --quiet
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p fuzz/corpus/container fuzz/corpus/tensor_files
+mkdir -p fuzz/corpus/container fuzz/corpus/tensor_files fuzz/corpus/gguf
 python3 - "$tmp" <<'PY'
 import struct, sys, json
 d = sys.argv[1]
@@ -35,3 +35,26 @@ done
 for codec in gzip xz6 zstd brotli png flac pcodec; do
   "$lmgc" compress "$tmp/g.safetensors" -o "fuzz/corpus/container/g.$codec.lmgc" --codec $codec -q
 done
+# A tiny GGUF v3: metadata of every value type, a vocabulary, an F32 and a Q8_0 tensor.
+python3 - fuzz/corpus/gguf/tiny.gguf <<'PY'
+import struct, sys
+def s(x): b = x.encode(); return struct.pack('<Q', len(b)) + b
+kv = [
+  (s('general.architecture'), 8, s('llama')),
+  (s('llama.block_count'), 4, struct.pack('<I', 1)),
+  (s('llama.rope.freq_base'), 6, struct.pack('<f', 10000.0)),
+  (s('tokenizer.ggml.model'), 8, s('gpt2')),
+  (s('tokenizer.ggml.bos_token_id'), 10, struct.pack('<Q', 1)),
+  (s('flag'), 7, b'\x01'),
+  (s('tokenizer.ggml.tokens'), 9, struct.pack('<IQ', 8, 3) + s('a') + s('b') + s('ab')),
+  (s('tokenizer.ggml.merges'), 9, struct.pack('<IQ', 8, 1) + s('a b')),
+]
+out = b'GGUF' + struct.pack('<IQQ', 3, 2, len(kv))
+for k, t, v in kv: out += k + struct.pack('<I', t) + v
+out += s('w') + struct.pack('<I', 1) + struct.pack('<Q', 8) + struct.pack('<IQ', 0, 0)
+out += s('e') + struct.pack('<I', 1) + struct.pack('<Q', 32) + struct.pack('<IQ', 8, 32)
+out += b'\0' * (-len(out) % 32)
+out += struct.pack('<8f', *range(8)) + b'\0' * 0
+out += struct.pack('<e', 0.5) + bytes(range(32))
+open(sys.argv[1], 'wb').write(out)
+PY

