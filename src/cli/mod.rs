@@ -46,6 +46,33 @@ enum ModelCommand {
         #[arg(default_value = "smollm2-135m")]
         name: String,
     },
+    /// Ideal code length of serialized gradient text under the f32 reference forward pass
+    /// (-Σ log2 p, no coder): what the LLM prior can reach before integer exactness.
+    Eval {
+        /// Tensor file.
+        file: PathBuf,
+        /// Model name or .gguf path.
+        #[arg(long, default_value = "smollm2-135m")]
+        model: String,
+        /// Tensor to read [default: the largest].
+        #[arg(long)]
+        tensor: Option<String>,
+        /// Values taken from the start of the tensor.
+        #[arg(long, default_value_t = 2048)]
+        values: usize,
+        /// Serializer.
+        #[arg(long, default_value = "hex-none")]
+        format: String,
+        /// Tokens per window, BOS included.
+        #[arg(long, default_value_t = 1024)]
+        window: usize,
+        /// Renormalize over the tokens the serializer can produce.
+        #[arg(long)]
+        mask: bool,
+        /// Print JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a model's architecture, tensors and tokenizer.
     Info {
         /// A known model name (fetched if missing) or a path to a .gguf file.

@@ -1,7 +1,14 @@
 use std::path::PathBuf;
 
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use lmgc::core::io::{Format, SourceFile};
+use lmgc::core::serialize::SerializerSpec;
 use lmgc::model::fetch::{self, known};
 use lmgc::model::gguf::Gguf;
+use lmgc::model::reference::ReferenceModel;
 use lmgc::model::tokenizer::BpeTokenizer;
 use serde_json::json;
 
@@ -19,12 +26,31 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
             println!("{}", path.display());
             Ok(())
         }
+        ModelCommand::Eval {
+            file,
+            model,
+            tensor,
+            values,
+            format,
+            window,
+            mask,
+            json,
+        } => {
+            let path = model_path(&model, &say)?;
+            eval(
+                &file,
+                &path,
+                tensor.as_deref(),
+                values,
+                &format,
+                window,
+                mask,
+                json,
+                &say,
+            )
+        }
         ModelCommand::Info { model, json } => {
-            let path = if model.ends_with(".gguf") || PathBuf::from(&model).is_file() {
-                PathBuf::from(&model)
-            } else {
-                fetch::fetch(&known(&model)?, &say)?
-            };
+            let path = model_path(&model, &say)?;
             let g = Gguf::read(&path)?;
             let arch = g
                 .get("general.architecture")?
@@ -53,4 +79,83 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// A known model name (fetched if needed) or a path to a file.
+fn model_path(model: &str, say: &dyn Fn(&str)) -> anyhow::Result<PathBuf> {
+    Ok(
+        if model.ends_with(".gguf") || PathBuf::from(model).is_file() {
+            PathBuf::from(model)
+        } else {
+            fetch::fetch(&known(model)?, say)?
+        },
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval(
+    file: &Path,
+    model: &Path,
+    tensor: Option<&str>,
+    values: usize,
+    format: &str,
+    window: usize,
+    mask: bool,
+    json: bool,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<()> {
+    anyhow::ensure!(window >= 2, "--window must be at least 2");
+    let spec: SerializerSpec = format.parse()?;
+    let source = SourceFile::read(file, Format::from_path(file)?)?;
+    let t = match tensor {
+        Some(name) => source
+            .gradient
+            .get(name)
+            .with_context(|| format!("no tensor {name:?} in {}", file.display()))?,
+        None => source
+            .gradient
+            .tensors()
+            .iter()
+            .max_by_key(|t| t.numel())
+            .context("the file has no tensors")?,
+    };
+    let w = t.dtype().width();
+    let n = values.min(t.numel() as usize);
+    let bytes = &t.data()[..n * w];
+    let g = Gguf::read(model)?;
+    let tok = BpeTokenizer::from_gguf(&g)?;
+    say(&format!("loading {} as f32 ...", model.display()));
+    let m = ReferenceModel::from_gguf(&g)?;
+    let text = spec.serialize(w, bytes);
+    let ids = tok.tokenize(&text)?;
+    let allowed = mask.then(|| tok.tokens_within(&spec.charset()));
+    let started = Instant::now();
+    let mut bits = 0.0;
+    for (i, chunk) in ids.chunks(window - 1).enumerate() {
+        let mut win = vec![tok.bos()];
+        win.extend_from_slice(chunk);
+        bits += m.code_length_bits(&win, allowed.as_deref())?;
+        say(&format!(
+            "window {} of {}: {:.3} bits/value so far",
+            i + 1,
+            ids.len().div_ceil(window - 1),
+            bits / n as f64 * (ids.len() as f64 / (i * (window - 1) + chunk.len()) as f64)
+        ));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let report = json!({
+        "file": file, "tensor": t.name(), "dtype": t.dtype().to_string(), "values": n, "format": spec.to_string(),
+        "window": window, "mask": mask, "tokens": ids.len(), "tokens_per_value": ids.len() as f64 / n as f64,
+        "bits_per_token": bits / ids.len() as f64, "bits_per_value": bits / n as f64,
+        "percent_of_raw": bits / (8.0 * bytes.len() as f64) * 100.0, "seconds": seconds,
+        "tokens_per_second": ids.len() as f64 / seconds,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (k, v) in report.as_object().expect("an object") {
+            println!("{k:<18} {}", v.to_string().trim_matches('"'));
+        }
+    }
+    Ok(())
 }

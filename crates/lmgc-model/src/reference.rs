@@ -1,0 +1,334 @@
+//! A plain `f32` forward pass of a Llama model: the yardstick for the integer-exact model.
+//!
+//! It is not exact across machines (float summation order differs) and is never used to
+//! code; it measures what exactness costs, in bits per token, and checks the loader
+//! (weight layout, RoPE convention, tokenizer) end to end.
+//!
+//! Conventions of GGUF llama files: a weight of dims `[in, out]` is `out` rows of `in`
+//! values; RoPE rotates adjacent pairs `(x[2i], x[2i+1])` by `pos · base^(-2i/head_dim)`
+//! (llama.cpp's converter permutes Q and K so this matches the original model); the output
+//! projection is the token embedding when `output.weight` is absent.
+
+use crate::config::LlamaConfig;
+use crate::gguf::Gguf;
+use crate::quant::dequantize;
+use crate::{Error, Result};
+
+/// A row-major matrix `rows × cols`.
+#[derive(Debug, Clone)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// From row-major data.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
+        if data.len() != rows * cols {
+            return Err(Error::Unsupported(format!(
+                "{rows}x{cols} matrix from {} values",
+                data.len()
+            )));
+        }
+        Ok(Matrix { rows, cols, data })
+    }
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// One row.
+    pub fn row(&self, r: usize) -> &[f32] {
+        &self.data[r * self.cols..(r + 1) * self.cols]
+    }
+}
+
+/// `x (t × in) · wᵀ` for `w` of shape `out × in`: `t × out`.
+fn linear(x: &[f32], t: usize, w: &Matrix) -> Vec<f32> {
+    let (out_f, in_f) = (w.rows, w.cols);
+    debug_assert_eq!(x.len(), t * in_f);
+    let mut y = vec![0f32; t * out_f];
+    // Row-major x and y, w read transposed through its strides.
+    gemm(
+        t,
+        in_f,
+        out_f,
+        x,
+        in_f as isize,
+        1,
+        &w.data,
+        1,
+        in_f as isize,
+        &mut y,
+        out_f as isize,
+    );
+    y
+}
+
+/// `c (m × n) = a (m × k) · b (k × n)` with arbitrary strides.
+#[allow(clippy::too_many_arguments)]
+#[allow(unsafe_code)] // matrixmultiply's sgemm takes raw pointers; the slices below bound them.
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    rsa: isize,
+    csa: isize,
+    b: &[f32],
+    rsb: isize,
+    csb: isize,
+    c: &mut [f32],
+    rsc: isize,
+) {
+    assert!(
+        m == 0
+            || k == 0
+            || n == 0
+            || (a.len() > (m - 1) * rsa as usize + (k - 1) * csa as usize)
+    );
+    assert!(
+        m == 0
+            || k == 0
+            || n == 0
+            || (b.len() > (k - 1) * rsb as usize + (n - 1) * csb as usize)
+    );
+    assert!(m == 0 || n == 0 || c.len() >= (m - 1) * rsc as usize + n);
+    // SAFETY: the asserts above keep every index the kernel touches inside the slices.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            0.0,
+            c.as_mut_ptr(),
+            rsc,
+            1,
+        );
+    }
+}
+
+fn rms_norm(x: &mut [f32], d: usize, weight: &[f32], eps: f64) {
+    for row in x.chunks_exact_mut(d) {
+        let ms = row
+            .iter()
+            .map(|v| f64::from(*v) * f64::from(*v))
+            .sum::<f64>()
+            / d as f64;
+        let scale = (1.0 / (ms + eps).sqrt()) as f32;
+        for (v, w) in row.iter_mut().zip(weight) {
+            *v *= scale * w;
+        }
+    }
+}
+
+fn rope(x: &mut [f32], t: usize, heads: usize, head_dim: usize, base: f64, start: usize) {
+    for p in 0..t {
+        for h in 0..heads {
+            let v = &mut x[(p * heads + h) * head_dim..][..head_dim];
+            for i in 0..head_dim / 2 {
+                let theta = (start + p) as f64 * base.powf(-2.0 * i as f64 / head_dim as f64);
+                let (s, c) = (theta.sin() as f32, theta.cos() as f32);
+                let (a, b) = (v[2 * i], v[2 * i + 1]);
+                v[2 * i] = a * c - b * s;
+                v[2 * i + 1] = a * s + b * c;
+            }
+        }
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
+    wo: Matrix,
+    ffn_norm: Vec<f32>,
+    w_gate: Matrix,
+    w_up: Matrix,
+    w_down: Matrix,
+}
+
+/// The reference model.
+pub struct ReferenceModel {
+    /// Shape.
+    pub config: LlamaConfig,
+    embedding: Matrix,
+    layers: Vec<Layer>,
+    out_norm: Vec<f32>,
+    output: Option<Matrix>,
+}
+
+fn weight(g: &Gguf, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+    let t = g.tensor(name)?;
+    if t.dims != [cols as u64, rows as u64] {
+        return Err(Error::Unsupported(format!(
+            "{name} has dims {:?}, expected [{cols}, {rows}]",
+            t.dims
+        )));
+    }
+    Matrix::new(rows, cols, dequantize(g, t)?)
+}
+
+fn vector(g: &Gguf, name: &str, n: usize) -> Result<Vec<f32>> {
+    let t = g.tensor(name)?;
+    if t.dims != [n as u64] {
+        return Err(Error::Unsupported(format!(
+            "{name} has dims {:?}, expected [{n}]",
+            t.dims
+        )));
+    }
+    dequantize(g, t)
+}
+
+impl ReferenceModel {
+    /// Loads every weight as `f32`.
+    pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        let c = LlamaConfig::from_gguf(g)?;
+        let (d, kv) = (c.d_model, c.n_kv_heads * c.head_dim());
+        let layers = (0..c.n_layers)
+            .map(|i| {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                Ok(Layer {
+                    attn_norm: vector(g, &n("attn_norm"), d)?,
+                    wq: weight(g, &n("attn_q"), d, d)?,
+                    wk: weight(g, &n("attn_k"), kv, d)?,
+                    wv: weight(g, &n("attn_v"), kv, d)?,
+                    wo: weight(g, &n("attn_output"), d, d)?,
+                    ffn_norm: vector(g, &n("ffn_norm"), d)?,
+                    w_gate: weight(g, &n("ffn_gate"), c.d_ffn, d)?,
+                    w_up: weight(g, &n("ffn_up"), c.d_ffn, d)?,
+                    w_down: weight(g, &n("ffn_down"), d, c.d_ffn)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output = match g.tensor("output.weight") {
+            Ok(_) => Some(weight(g, "output.weight", c.vocab, d)?),
+            Err(_) => None,
+        };
+        Ok(ReferenceModel {
+            embedding: weight(g, "token_embd.weight", c.vocab, d)?,
+            out_norm: vector(g, "output_norm.weight", d)?,
+            layers,
+            output,
+            config: c,
+        })
+    }
+
+    /// Logits for every position of `tokens` (causal): `logits[p]` predicts `tokens[p + 1]`.
+    pub fn forward(&self, tokens: &[u32]) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        let (t, d, hd) = (tokens.len(), c.d_model, c.head_dim());
+        let (nh, nkv) = (c.n_heads, c.n_kv_heads);
+        let mut x = Vec::with_capacity(t * d);
+        for &tok in tokens {
+            if tok as usize >= c.vocab {
+                return Err(Error::Tokenizer(format!(
+                    "token {tok} outside the vocabulary"
+                )));
+            }
+            x.extend_from_slice(self.embedding.row(tok as usize));
+        }
+        let scale = 1.0 / (hd as f32).sqrt();
+        for l in &self.layers {
+            let mut h = x.clone();
+            rms_norm(&mut h, d, &l.attn_norm, c.rms_eps);
+            let mut q = linear(&h, t, &l.wq);
+            let mut k = linear(&h, t, &l.wk);
+            let v = linear(&h, t, &l.wv);
+            rope(&mut q, t, nh, hd, c.rope_base, 0);
+            rope(&mut k, t, nkv, hd, c.rope_base, 0);
+            let mut attn = vec![0f32; t * d];
+            let mut scores = vec![0f32; t * t];
+            for head in 0..nh {
+                let kvh = head / (nh / nkv);
+                // scores = q_h · k_hᵀ, strided views into the packed [t][heads][hd] layouts.
+                gemm(
+                    t,
+                    hd,
+                    t,
+                    &q[head * hd..],
+                    (nh * hd) as isize,
+                    1,
+                    &k[kvh * hd..],
+                    1,
+                    (nkv * hd) as isize,
+                    &mut scores,
+                    t as isize,
+                );
+                for p in 0..t {
+                    let row = &mut scores[p * t..(p + 1) * t];
+                    let m = row[..=p].iter().fold(f32::MIN, |a, &b| a.max(b * scale));
+                    let mut sum = 0.0;
+                    for (j, s) in row.iter_mut().enumerate() {
+                        *s = if j <= p { (*s * scale - m).exp() } else { 0.0 };
+                        sum += *s;
+                    }
+                    row.iter_mut().for_each(|s| *s /= sum);
+                }
+                // attn_h = scores · v_h
+                gemm(
+                    t,
+                    t,
+                    hd,
+                    &scores,
+                    t as isize,
+                    1,
+                    &v[kvh * hd..],
+                    (nkv * hd) as isize,
+                    1,
+                    &mut attn[head * hd..],
+                    d as isize,
+                );
+            }
+            let o = linear(&attn, t, &l.wo);
+            x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
+            let mut h = x.clone();
+            rms_norm(&mut h, d, &l.ffn_norm, c.rms_eps);
+            let gate = linear(&h, t, &l.w_gate);
+            let up = linear(&h, t, &l.w_up);
+            let act: Vec<f32> = gate
+                .iter()
+                .zip(&up)
+                .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+                .collect();
+            let down = linear(&act, t, &l.w_down);
+            x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
+        }
+        rms_norm(&mut x, d, &self.out_norm, c.rms_eps);
+        let logits = linear(&x, t, self.output.as_ref().unwrap_or(&self.embedding));
+        Ok(logits.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Cross-entropy in bits of `tokens[1..]` given their prefixes, summed; with `allowed`,
+    /// the softmax is renormalized over those tokens only.
+    pub fn code_length_bits(&self, tokens: &[u32], allowed: Option<&[u32]>) -> Result<f64> {
+        let logits = self.forward(tokens)?;
+        let mut bits = 0.0;
+        for (p, row) in logits
+            .iter()
+            .enumerate()
+            .take(tokens.len().saturating_sub(1))
+        {
+            let next = tokens[p + 1] as usize;
+            let (lse, target) = match allowed {
+                None => (log_sum_exp(row.iter().copied()), row[next]),
+                Some(a) => (log_sum_exp(a.iter().map(|&i| row[i as usize])), row[next]),
+            };
+            bits += (lse - f64::from(target)) / std::f64::consts::LN_2;
+        }
+        Ok(bits)
+    }
+}
+
+fn log_sum_exp(xs: impl Iterator<Item = f32> + Clone) -> f64 {
+    let m = xs.clone().fold(f32::MIN, f32::max);
+    f64::from(m) + xs.map(|x| f64::from(x - m).exp()).sum::<f64>().ln()
+}
