@@ -114,7 +114,13 @@ pub struct FrequencyTable {
     /// the total.
     cumulative: Vec<u32>,
     precision: Precision,
+    /// `index[b]`: the symbol whose interval holds quantile `b << (precision - 8)`; a decoder
+    /// lookup starts there and scans forward a few symbols instead of binary searching.
+    index: Vec<u32>,
 }
+
+/// Buckets of the lookup index (top 8 bits of a quantile).
+const INDEX_BITS: u8 = 8;
 
 impl FrequencyTable {
     /// Normalizes non-negative weights to a table. Symbols with `mask[s] == false` get 0;
@@ -129,6 +135,7 @@ impl FrequencyTable {
         let mut out = FrequencyTable {
             cumulative: Vec::with_capacity(weights.len() + 1),
             precision,
+            index: Vec::with_capacity(1 << INDEX_BITS),
         };
         out.refill_from_weights(weights, mask)?;
         Ok(out)
@@ -204,7 +211,21 @@ impl FrequencyTable {
             u64::from(*self.cumulative.last().expect("non-empty")),
             total
         );
+        self.build_index();
         Ok(())
+    }
+
+    fn build_index(&mut self) {
+        let shift = self.precision.bits() - INDEX_BITS;
+        self.index.clear();
+        let mut s = 0usize;
+        for b in 0..1u32 << INDEX_BITS {
+            let q = b << shift;
+            while self.cumulative[s + 1] <= q {
+                s += 1;
+            }
+            self.index.push(s as u32);
+        }
     }
 
     /// Builds a table from integer scores in the log2 domain: symbol `s` gets weight
@@ -262,16 +283,21 @@ impl FrequencyTable {
     }
     /// The symbol whose interval contains `quantile` (< total): `(symbol, start, frequency)`.
     pub fn lookup(&self, quantile: u32) -> (usize, u32, u32) {
-        // The last entry with cumulative <= quantile; zero-frequency symbols share their
-        // start with the next symbol, so the partition point lands on a non-zero one.
-        let s = self.cumulative.partition_point(|&c| c <= quantile) - 1;
-        let s = s.min(self.len() - 1);
+        let quantile = quantile.min(self.precision.total() - 1);
+        // Start at the bucket's first symbol; zero-frequency symbols end where they start,
+        // so the scan steps over them to the symbol that holds the quantile.
+        let bucket = (quantile >> (self.precision.bits() - INDEX_BITS)) as usize;
+        let mut s = self.index[bucket] as usize;
+        while self.cumulative[s + 1] <= quantile {
+            s += 1;
+        }
         (
             s,
             self.cumulative[s],
             self.cumulative[s + 1] - self.cumulative[s],
         )
     }
+
     /// Ideal code length of `symbol` in bits, `-log2(p)`.
     pub fn cost_bits(&self, symbol: usize) -> f64 {
         f64::from(self.precision.bits()) - f64::from(self.frequency(symbol)).log2()
@@ -305,6 +331,27 @@ mod tests {
         // Far below the best: still coded, with frequency 1.
         let t = FrequencyTable::from_scores(&[i32::MAX, i32::MIN], 0, None, p).unwrap();
         assert_eq!(t.frequency(1), 1);
+    }
+
+    #[test]
+    fn indexed_lookup_agrees_with_binary_search() {
+        let p = Precision::new(16).unwrap();
+        let weights: Vec<u64> = (0..300u64).map(|i| (i * 7919) % 1000 * (i % 3)).collect();
+        let mask: Vec<bool> = (0..300).map(|i| i % 5 != 0).collect();
+        for t in [
+            FrequencyTable::from_weights(&weights, Some(&mask), p).unwrap(),
+            FrequencyTable::from_weights(&[0, 0, 1 << 30, 0], None, p).unwrap(),
+            FrequencyTable::from_weights(&[1], None, p).unwrap(),
+        ] {
+            for q in 0..p.total() {
+                let s = t.cumulative.partition_point(|&c| c <= q) - 1;
+                assert_eq!(
+                    t.lookup(q),
+                    (s, t.cumulative[s], t.frequency(s)),
+                    "quantile {q}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -82,16 +82,10 @@ fn gemm(
     rsc: isize,
 ) {
     assert!(
-        m == 0
-            || k == 0
-            || n == 0
-            || (a.len() > (m - 1) * rsa as usize + (k - 1) * csa as usize)
+        m == 0 || k == 0 || n == 0 || (a.len() > (m - 1) * rsa as usize + (k - 1) * csa as usize)
     );
     assert!(
-        m == 0
-            || k == 0
-            || n == 0
-            || (b.len() > (k - 1) * rsb as usize + (n - 1) * csb as usize)
+        m == 0 || k == 0 || n == 0 || (b.len() > (k - 1) * rsb as usize + (n - 1) * csb as usize)
     );
     assert!(m == 0 || n == 0 || c.len() >= (m - 1) * rsc as usize + n);
     // SAFETY: the asserts above keep every index the kernel touches inside the slices.
