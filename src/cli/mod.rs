@@ -69,6 +69,9 @@ enum ModelCommand {
         /// Renormalize over the tokens the serializer can produce.
         #[arg(long)]
         mask: bool,
+        /// Simulate the int8 recipe of docs/decisions/0006 (rounding only, f32 arithmetic).
+        #[arg(long)]
+        int8: bool,
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -8,7 +8,7 @@ use lmgc::core::io::{Format, SourceFile};
 use lmgc::core::serialize::SerializerSpec;
 use lmgc::model::fetch::{self, known};
 use lmgc::model::gguf::Gguf;
-use lmgc::model::reference::ReferenceModel;
+use lmgc::model::reference::{Numerics, ReferenceModel};
 use lmgc::model::tokenizer::BpeTokenizer;
 use serde_json::json;
 
@@ -34,20 +34,25 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
             format,
             window,
             mask,
+            int8,
             json,
         } => {
             let path = model_path(&model, &say)?;
-            eval(
-                &file,
-                &path,
-                tensor.as_deref(),
+            let numerics = if int8 {
+                Numerics::Int8Sim
+            } else {
+                Numerics::F32
+            };
+            let opts = EvalOptions {
+                tensor: tensor.as_deref(),
                 values,
-                &format,
+                format: &format,
                 window,
                 mask,
+                numerics,
                 json,
-                &say,
-            )
+            };
+            eval(&file, &path, &opts, &say)
         }
         ModelCommand::Info { model, json } => {
             let path = model_path(&model, &say)?;
@@ -92,18 +97,26 @@ fn model_path(model: &str, say: &dyn Fn(&str)) -> anyhow::Result<PathBuf> {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-fn eval(
-    file: &Path,
-    model: &Path,
-    tensor: Option<&str>,
+struct EvalOptions<'a> {
+    tensor: Option<&'a str>,
     values: usize,
-    format: &str,
+    format: &'a str,
     window: usize,
     mask: bool,
+    numerics: Numerics,
     json: bool,
-    say: &dyn Fn(&str),
-) -> anyhow::Result<()> {
+}
+
+fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> anyhow::Result<()> {
+    let EvalOptions {
+        tensor,
+        values,
+        format,
+        window,
+        mask,
+        numerics,
+        json,
+    } = *o;
     anyhow::ensure!(window >= 2, "--window must be at least 2");
     let spec: SerializerSpec = format.parse()?;
     let source = SourceFile::read(file, Format::from_path(file)?)?;
@@ -125,7 +138,7 @@ fn eval(
     let g = Gguf::read(model)?;
     let tok = BpeTokenizer::from_gguf(&g)?;
     say(&format!("loading {} as f32 ...", model.display()));
-    let m = ReferenceModel::from_gguf(&g)?;
+    let m = ReferenceModel::with_numerics(&g, numerics)?;
     let text = spec.serialize(w, bytes);
     let ids = tok.tokenize(&text)?;
     let allowed = mask.then(|| tok.tokens_within(&spec.charset()));
@@ -145,7 +158,7 @@ fn eval(
     let seconds = started.elapsed().as_secs_f64();
     let report = json!({
         "file": file, "tensor": t.name(), "dtype": t.dtype().to_string(), "values": n, "format": spec.to_string(),
-        "window": window, "mask": mask, "tokens": ids.len(), "tokens_per_value": ids.len() as f64 / n as f64,
+        "window": window, "mask": mask, "numerics": format!("{numerics:?}"), "tokens": ids.len(), "tokens_per_value": ids.len() as f64 / n as f64,
         "bits_per_token": bits / ids.len() as f64, "bits_per_value": bits / n as f64,
         "percent_of_raw": bits / (8.0 * bytes.len() as f64) * 100.0, "seconds": seconds,
         "tokens_per_second": ids.len() as f64 / seconds,

@@ -43,6 +43,44 @@ impl Matrix {
     }
 }
 
+/// How the reference pass rounds, to measure what a quantization recipe costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Numerics {
+    /// Plain f32 throughout.
+    #[default]
+    F32,
+    /// Simulates the integer recipe of docs/decisions/0006: every matmul weight rounded to
+    /// int8 with one scale per output row, every matmul input rounded to int8 with one
+    /// power-of-two scale per row (token, or token and head for attention), attention
+    /// probabilities rounded to 8 bits. Arithmetic stays f32; only the rounding is modelled.
+    Int8Sim,
+}
+
+/// Rounds each row of `w` to int8 levels with a per-row scale `max|row| / 127`.
+fn quantize_rows(w: &mut Matrix) {
+    let cols = w.cols;
+    for row in w.data.chunks_exact_mut(cols) {
+        let max = row.iter().fold(0f32, |a, v| a.max(v.abs()));
+        if max > 0.0 {
+            let s = max / 127.0;
+            row.iter_mut()
+                .for_each(|v| *v = (*v / s).round().clamp(-127.0, 127.0) * s);
+        }
+    }
+}
+
+/// Rounds each `width`-wide row of `x` to int8 levels with a power-of-two scale.
+fn quantize_activations(x: &mut [f32], width: usize) {
+    for row in x.chunks_exact_mut(width) {
+        let max = row.iter().fold(0f32, |a, v| a.max(v.abs()));
+        if max > 0.0 {
+            let s = (max / 127.0).log2().ceil().exp2();
+            row.iter_mut()
+                .for_each(|v| *v = (*v / s).round().clamp(-127.0, 127.0) * s);
+        }
+    }
+}
+
 /// `x (t × in) · wᵀ` for `w` of shape `out × in`: `t × out`.
 fn linear(x: &[f32], t: usize, w: &Matrix) -> Vec<f32> {
     let (out_f, in_f) = (w.rows, w.cols);
@@ -154,6 +192,8 @@ struct Layer {
 pub struct ReferenceModel {
     /// Shape.
     pub config: LlamaConfig,
+    /// Rounding model.
+    pub numerics: Numerics,
     embedding: Matrix,
     layers: Vec<Layer>,
     out_norm: Vec<f32>,
@@ -185,6 +225,34 @@ fn vector(g: &Gguf, name: &str, n: usize) -> Result<Vec<f32>> {
 impl ReferenceModel {
     /// Loads every weight as `f32`.
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        Self::with_numerics(g, Numerics::F32)
+    }
+
+    /// Loads every weight, rounded as `numerics` says.
+    pub fn with_numerics(g: &Gguf, numerics: Numerics) -> Result<Self> {
+        let mut m = Self::load(g)?;
+        m.numerics = numerics;
+        if numerics == Numerics::Int8Sim {
+            for l in &mut m.layers {
+                for w in [
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ] {
+                    quantize_rows(w);
+                }
+            }
+            // The embedding is read by lookup and, tied, used as the output projection.
+            quantize_rows(m.output.as_mut().unwrap_or(&mut m.embedding));
+        }
+        Ok(m)
+    }
+
+    fn load(g: &Gguf) -> Result<Self> {
         let c = LlamaConfig::from_gguf(g)?;
         let (d, kv) = (c.d_model, c.n_kv_heads * c.head_dim());
         let layers = (0..c.n_layers)
@@ -208,6 +276,7 @@ impl ReferenceModel {
             Err(_) => None,
         };
         Ok(ReferenceModel {
+            numerics: Numerics::F32,
             embedding: weight(g, "token_embd.weight", c.vocab, d)?,
             out_norm: vector(g, "output_norm.weight", d)?,
             layers,
@@ -231,14 +300,24 @@ impl ReferenceModel {
             x.extend_from_slice(self.embedding.row(tok as usize));
         }
         let scale = 1.0 / (hd as f32).sqrt();
+        let sim = self.numerics == Numerics::Int8Sim;
+        let q8 = |x: &mut [f32], width: usize| {
+            if sim {
+                quantize_activations(x, width);
+            }
+        };
         for l in &self.layers {
             let mut h = x.clone();
             rms_norm(&mut h, d, &l.attn_norm, c.rms_eps);
+            q8(&mut h, d);
             let mut q = linear(&h, t, &l.wq);
             let mut k = linear(&h, t, &l.wk);
-            let v = linear(&h, t, &l.wv);
+            let mut v = linear(&h, t, &l.wv);
             rope(&mut q, t, nh, hd, c.rope_base, 0);
             rope(&mut k, t, nkv, hd, c.rope_base, 0);
+            q8(&mut q, hd);
+            q8(&mut k, hd);
+            q8(&mut v, hd);
             let mut attn = vec![0f32; t * d];
             let mut scores = vec![0f32; t * t];
             for head in 0..nh {
@@ -266,6 +345,10 @@ impl ReferenceModel {
                         sum += *s;
                     }
                     row.iter_mut().for_each(|s| *s /= sum);
+                    if sim {
+                        row.iter_mut()
+                            .for_each(|s| *s = (*s * 255.0).round() / 255.0);
+                    }
                 }
                 // attn_h = scores · v_h
                 gemm(
@@ -282,10 +365,12 @@ impl ReferenceModel {
                     d as isize,
                 );
             }
+            q8(&mut attn, d);
             let o = linear(&attn, t, &l.wo);
             x.iter_mut().zip(&o).for_each(|(a, b)| *a += b);
             let mut h = x.clone();
             rms_norm(&mut h, d, &l.ffn_norm, c.rms_eps);
+            q8(&mut h, d);
             let gate = linear(&h, t, &l.w_gate);
             let up = linear(&h, t, &l.w_up);
             let act: Vec<f32> = gate
@@ -297,6 +382,7 @@ impl ReferenceModel {
             x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }
         rms_norm(&mut x, d, &self.out_norm, c.rms_eps);
+        q8(&mut x, d);
         let logits = linear(&x, t, self.output.as_ref().unwrap_or(&self.embedding));
         Ok(logits.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
     }
@@ -325,4 +411,37 @@ impl ReferenceModel {
 fn log_sum_exp(xs: impl Iterator<Item = f32> + Clone) -> f64 {
     let m = xs.clone().fold(f32::MIN, f32::max);
     f64::from(m) + xs.map(|x| f64::from(x - m).exp()).sum::<f64>().ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_quantization_uses_int8_levels_of_the_row_max() {
+        let mut w = Matrix::new(2, 4, vec![1.0, -0.5, 0.26, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap();
+        quantize_rows(&mut w);
+        let s = 1.0 / 127.0;
+        for v in w.row(0) {
+            let level = v / s;
+            assert!(
+                (level - level.round()).abs() < 1e-3 && level.abs() <= 127.0,
+                "{v}"
+            );
+        }
+        assert_eq!(w.row(0)[0], 1.0);
+        assert_eq!(w.row(1), &[0.0; 4]);
+    }
+
+    #[test]
+    fn activation_scales_are_powers_of_two() {
+        let mut x = vec![3.0, -1.0, 0.001, 100.0];
+        quantize_activations(&mut x, 4);
+        // max 100 -> scale 1.0 (100/127 rounds up to 2^0), so values become integers.
+        assert_eq!(x, vec![3.0, -1.0, 0.0, 100.0]);
+        let mut y = vec![0.3, 0.1];
+        quantize_activations(&mut y, 2);
+        let s = (0.3f32 / 127.0).log2().ceil().exp2();
+        assert!(y.iter().all(|v| (v / s - (v / s).round()).abs() < 1e-4));
+    }
 }

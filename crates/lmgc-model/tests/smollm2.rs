@@ -171,5 +171,12 @@ mod reference {
             per_token < 5.5,
             "{per_token} bits/token on English: the loader is wrong somewhere"
         );
+
+        // The simulated int8 recipe still predicts: it is a rounding model, not a different net.
+        let m8 =
+            ReferenceModel::with_numerics(&g, lmgc_model::reference::Numerics::Int8Sim).unwrap();
+        let c8 = m8.code_length_bits(&cids[20..], None).unwrap() / (cids.len() - 21) as f64;
+        eprintln!("counting, int8 recipe simulated: {c8:.3} bits/token");
+        assert!(c8 < 1.0, "{c8}");
     }
 }
