@@ -396,3 +396,22 @@ fn fpzip_decodes_only_trusted_files() {
     // inspect decodes nothing, so it reads the file either way.
     ok(&["inspect", s(&packed)]);
 }
+
+/// `lmgc model` refuses bad names and options before fetching or loading anything.
+#[test]
+fn model_commands_refuse_bad_input() {
+    assert!(fails(&["model", "fetch", "gpt-17"]).contains("no known model"));
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("g.safetensors");
+    std::fs::write(
+        &st,
+        safetensors_bytes(&Gradient::new(vec![Tensor::from_f32("w", &[1.0; 8])]).unwrap()),
+    )
+    .unwrap();
+    assert!(fails(&["model", "eval", s(&st), "--sim-bits", "8,99,8"]).contains("--sim-bits"));
+    assert!(fails(&["model", "eval", s(&st), "--sim-bits", "8,16"]).contains("--sim-bits"));
+    assert!(fails(&["model", "eval", s(&st), "--model", "gpt-17"]).contains("no known model"));
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"GGUF\x03\x00\x00\x00").unwrap();
+    assert!(fails(&["model", "info", s(&bad)]).contains("GGUF"));
+}

@@ -72,6 +72,9 @@ enum ModelCommand {
         /// Simulate the int8 recipe of docs/decisions/0006 (rounding only, f32 arithmetic).
         #[arg(long)]
         int8: bool,
+        /// Simulate a recipe with these bit widths: WEIGHT,ACTIVATION,PROBABILITY (e.g. 8,16,12).
+        #[arg(long, value_name = "W,A,P", conflicts_with = "int8")]
+        sim_bits: Option<String>,
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -8,7 +8,7 @@ use lmgc::core::io::{Format, SourceFile};
 use lmgc::core::serialize::SerializerSpec;
 use lmgc::model::fetch::{self, known};
 use lmgc::model::gguf::Gguf;
-use lmgc::model::reference::{Numerics, ReferenceModel};
+use lmgc::model::reference::{Numerics, Recipe, ReferenceModel};
 use lmgc::model::tokenizer::BpeTokenizer;
 use serde_json::json;
 
@@ -35,13 +35,14 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
             window,
             mask,
             int8,
+            sim_bits,
             json,
         } => {
             let path = model_path(&model, &say)?;
-            let numerics = if int8 {
-                Numerics::Int8Sim
-            } else {
-                Numerics::F32
+            let numerics = match (int8, sim_bits) {
+                (true, _) => Numerics::Int8Sim,
+                (false, Some(bits)) => Numerics::Sim(parse_recipe(&bits)?),
+                (false, None) => Numerics::F32,
             };
             let opts = EvalOptions {
                 tensor: tensor.as_deref(),
@@ -171,4 +172,20 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
         }
     }
     Ok(())
+}
+
+fn parse_recipe(s: &str) -> anyhow::Result<Recipe> {
+    let bits: Vec<u8> = s
+        .split(',')
+        .map(|b| b.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("--sim-bits takes three numbers W,A,P, e.g. 8,16,12"))?;
+    match bits[..] {
+        [w, a, p] if [w, a, p].iter().all(|b| (2..=24).contains(b)) => Ok(Recipe {
+            weight_bits: w,
+            act_bits: a,
+            prob_bits: p,
+        }),
+        _ => anyhow::bail!("--sim-bits takes three widths between 2 and 24, e.g. 8,16,12"),
+    }
 }

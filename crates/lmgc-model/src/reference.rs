@@ -49,34 +49,67 @@ pub enum Numerics {
     /// Plain f32 throughout.
     #[default]
     F32,
-    /// Simulates the integer recipe of docs/decisions/0006: every matmul weight rounded to
-    /// int8 with one scale per output row, every matmul input rounded to int8 with one
-    /// power-of-two scale per row (token, or token and head for attention), attention
-    /// probabilities rounded to 8 bits. Arithmetic stays f32; only the rounding is modelled.
-    Int8Sim,
+    /// Simulates an integer recipe (docs/decisions/0006): every matmul weight rounded to
+    /// `weight_bits` signed levels with one scale per output row, every matmul input rounded to
+    /// `act_bits` signed levels with one power-of-two scale per row (token, or token and head
+    /// for attention), attention probabilities rounded to `prob_bits` bits. Arithmetic stays
+    /// f32; only the rounding is modelled.
+    Sim(Recipe),
 }
 
-/// Rounds each row of `w` to int8 levels with a per-row scale `max|row| / 127`.
-fn quantize_rows(w: &mut Matrix) {
+/// Bit widths of a simulated integer recipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipe {
+    /// Signed bits per weight (8: levels -127..=127).
+    pub weight_bits: u8,
+    /// Signed bits per activation.
+    pub act_bits: u8,
+    /// Bits per attention probability.
+    pub prob_bits: u8,
+}
+
+impl Recipe {
+    /// The first proposal: int8 everywhere.
+    pub const INT8: Recipe = Recipe {
+        weight_bits: 8,
+        act_bits: 8,
+        prob_bits: 8,
+    };
+}
+
+impl Numerics {
+    /// The first proposed recipe, int8 everywhere.
+    #[allow(non_upper_case_globals)]
+    pub const Int8Sim: Numerics = Numerics::Sim(Recipe::INT8);
+}
+
+fn max_level(bits: u8) -> f32 {
+    ((1u32 << (bits.clamp(2, 24) - 1)) - 1) as f32
+}
+
+/// Rounds each row of `w` to signed `bits` levels with a per-row scale `max|row| / max_level`.
+fn quantize_rows(w: &mut Matrix, bits: u8) {
     let cols = w.cols;
+    let levels = max_level(bits);
     for row in w.data.chunks_exact_mut(cols) {
         let max = row.iter().fold(0f32, |a, v| a.max(v.abs()));
         if max > 0.0 {
-            let s = max / 127.0;
+            let s = max / levels;
             row.iter_mut()
-                .for_each(|v| *v = (*v / s).round().clamp(-127.0, 127.0) * s);
+                .for_each(|v| *v = (*v / s).round().clamp(-levels, levels) * s);
         }
     }
 }
 
-/// Rounds each `width`-wide row of `x` to int8 levels with a power-of-two scale.
-fn quantize_activations(x: &mut [f32], width: usize) {
+/// Rounds each `width`-wide row of `x` to signed `bits` levels with a power-of-two scale.
+fn quantize_activations(x: &mut [f32], width: usize, bits: u8) {
+    let levels = max_level(bits);
     for row in x.chunks_exact_mut(width) {
         let max = row.iter().fold(0f32, |a, v| a.max(v.abs()));
         if max > 0.0 {
-            let s = (max / 127.0).log2().ceil().exp2();
+            let s = (max / levels).log2().ceil().exp2();
             row.iter_mut()
-                .for_each(|v| *v = (*v / s).round().clamp(-127.0, 127.0) * s);
+                .for_each(|v| *v = (*v / s).round().clamp(-levels, levels) * s);
         }
     }
 }
@@ -232,7 +265,7 @@ impl ReferenceModel {
     pub fn with_numerics(g: &Gguf, numerics: Numerics) -> Result<Self> {
         let mut m = Self::load(g)?;
         m.numerics = numerics;
-        if numerics == Numerics::Int8Sim {
+        if let Numerics::Sim(r) = numerics {
             for l in &mut m.layers {
                 for w in [
                     &mut l.wq,
@@ -243,11 +276,11 @@ impl ReferenceModel {
                     &mut l.w_up,
                     &mut l.w_down,
                 ] {
-                    quantize_rows(w);
+                    quantize_rows(w, r.weight_bits);
                 }
             }
             // The embedding is read by lookup and, tied, used as the output projection.
-            quantize_rows(m.output.as_mut().unwrap_or(&mut m.embedding));
+            quantize_rows(m.output.as_mut().unwrap_or(&mut m.embedding), r.weight_bits);
         }
         Ok(m)
     }
@@ -300,10 +333,13 @@ impl ReferenceModel {
             x.extend_from_slice(self.embedding.row(tok as usize));
         }
         let scale = 1.0 / (hd as f32).sqrt();
-        let sim = self.numerics == Numerics::Int8Sim;
+        let recipe = match self.numerics {
+            Numerics::Sim(r) => Some(r),
+            Numerics::F32 => None,
+        };
         let q8 = |x: &mut [f32], width: usize| {
-            if sim {
-                quantize_activations(x, width);
+            if let Some(r) = recipe {
+                quantize_activations(x, width, r.act_bits);
             }
         };
         for l in &self.layers {
@@ -345,9 +381,10 @@ impl ReferenceModel {
                         sum += *s;
                     }
                     row.iter_mut().for_each(|s| *s /= sum);
-                    if sim {
+                    if let Some(r) = recipe {
+                        let levels = ((1u32 << r.prob_bits.clamp(1, 24)) - 1) as f32;
                         row.iter_mut()
-                            .for_each(|s| *s = (*s * 255.0).round() / 255.0);
+                            .for_each(|s| *s = (*s * levels).round() / levels);
                     }
                 }
                 // attn_h = scores · v_h
@@ -420,7 +457,7 @@ mod tests {
     #[test]
     fn row_quantization_uses_int8_levels_of_the_row_max() {
         let mut w = Matrix::new(2, 4, vec![1.0, -0.5, 0.26, 0.0, 0.0, 0.0, 0.0, 0.0]).unwrap();
-        quantize_rows(&mut w);
+        quantize_rows(&mut w, 8);
         let s = 1.0 / 127.0;
         for v in w.row(0) {
             let level = v / s;
@@ -436,11 +473,11 @@ mod tests {
     #[test]
     fn activation_scales_are_powers_of_two() {
         let mut x = vec![3.0, -1.0, 0.001, 100.0];
-        quantize_activations(&mut x, 4);
+        quantize_activations(&mut x, 4, 8);
         // max 100 -> scale 1.0 (100/127 rounds up to 2^0), so values become integers.
         assert_eq!(x, vec![3.0, -1.0, 0.0, 100.0]);
         let mut y = vec![0.3, 0.1];
-        quantize_activations(&mut y, 2);
+        quantize_activations(&mut y, 2, 8);
         let s = (0.3f32 / 127.0).log2().ceil().exp2();
         assert!(y.iter().all(|v| (v / s - (v / s).round()).abs() < 1e-4));
     }
