@@ -411,6 +411,20 @@ fn model_commands_refuse_bad_input() {
     assert!(fails(&["model", "eval", s(&st), "--sim-bits", "8,99,8"]).contains("--sim-bits"));
     assert!(fails(&["model", "eval", s(&st), "--sim-bits", "8,16"]).contains("--sim-bits"));
     assert!(fails(&["model", "eval", s(&st), "--model", "gpt-17"]).contains("no known model"));
+    let bad_model = dir.path().join("x.gguf");
+    std::fs::write(&bad_model, b"not a model").unwrap();
+    assert!(
+        fails(&[
+            "model",
+            "eval",
+            s(&st),
+            "--values",
+            "0",
+            "--model",
+            s(&bad_model)
+        ])
+        .contains("nothing to evaluate")
+    );
     let bad = dir.path().join("bad.gguf");
     std::fs::write(&bad, b"GGUF\x03\x00\x00\x00").unwrap();
     assert!(fails(&["model", "info", s(&bad)]).contains("GGUF"));

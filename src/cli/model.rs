@@ -135,6 +135,12 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
     };
     let w = t.dtype().width();
     let n = values.min(t.numel() as usize);
+    anyhow::ensure!(
+        n > 0,
+        "nothing to evaluate: tensor {:?} has {} values and --values is {values}",
+        t.name(),
+        t.numel()
+    );
     let bytes = &t.data()[..n * w];
     let g = Gguf::read(model)?;
     let tok = BpeTokenizer::from_gguf(&g)?;
