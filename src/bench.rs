@@ -418,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unavailable_codec_is_failed_not_a_number() {
+    fn a_failing_codec_is_failed_not_a_number() {
         let src = sample();
         let r = bench_file(
             "sample",

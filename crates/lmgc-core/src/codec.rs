@@ -164,6 +164,21 @@ pub struct EncodedStream {
     pub ideal_bits: Option<f64>,
 }
 
+impl EncodedStream {
+    /// A stream that reproduces `n` payload bytes from `bytes` (store, bytegroup, classical).
+    pub fn covering(bytes: Vec<u8>, n: u64) -> Self {
+        EncodedStream {
+            entry: StreamEntry {
+                coded_len: bytes.len() as u64,
+                symbols: n,
+                span: n,
+            },
+            bytes,
+            ideal_bits: None,
+        }
+    }
+}
+
 /// A block to decode: its validated size and its streams.
 #[derive(Debug, Clone)]
 pub struct CodedBlock<'a> {
@@ -216,13 +231,8 @@ impl Codec for StoreCodec {
                     return vec![];
                 }
                 vec![EncodedStream {
-                    bytes: b.data.to_vec(),
-                    entry: StreamEntry {
-                        coded_len: n,
-                        symbols: n,
-                        span: n,
-                    },
                     ideal_bits: Some(n as f64 * 8.0),
+                    ..EncodedStream::covering(b.data.to_vec(), n)
                 }]
             })
             .collect())
@@ -265,15 +275,7 @@ impl Codec for BytegroupCodec {
             .map(|b| {
                 Ok(bytegroup::encode(b.dtype, b.data, progress)?
                     .into_iter()
-                    .map(|(bytes, n)| EncodedStream {
-                        entry: StreamEntry {
-                            coded_len: bytes.len() as u64,
-                            symbols: n,
-                            span: n,
-                        },
-                        bytes,
-                        ideal_bits: None,
-                    })
+                    .map(|(bytes, n)| EncodedStream::covering(bytes, n))
                     .collect())
             })
             .collect()

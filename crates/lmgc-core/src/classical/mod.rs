@@ -23,7 +23,7 @@ mod fpzip;
 
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Block, Codec, CodecSpec, CodedBlock, EncodedStream, Progress, StreamEntry};
+use crate::codec::{Block, Codec, CodecSpec, CodedBlock, EncodedStream, Progress};
 use crate::{DType, Error, Result};
 
 /// A classical codec and its parameters. Recorded in container headers; variants are only
@@ -221,15 +221,7 @@ impl Codec for ClassicalCodec {
                 }
                 let bytes = self.0.encode_block(b.dtype, b.data)?;
                 progress(n);
-                Ok(vec![EncodedStream {
-                    entry: StreamEntry {
-                        coded_len: bytes.len() as u64,
-                        symbols: n,
-                        span: n,
-                    },
-                    bytes,
-                    ideal_bits: None,
-                }])
+                Ok(vec![EncodedStream::covering(bytes, n)])
             })
             .collect()
     }
