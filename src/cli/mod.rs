@@ -49,8 +49,11 @@ enum ModelCommand {
     /// Ideal code length of serialized gradient text under the f32 reference forward pass
     /// (-Σ log2 p, no coder): what the LLM prior can reach before integer exactness.
     Eval {
-        /// Tensor file.
+        /// Tensor file (or text file with --text).
         file: PathBuf,
+        /// Read FILE as text (latin-1) instead of a tensor file.
+        #[arg(long, conflicts_with_all = ["tensor", "format"])]
+        text: bool,
         /// Model name or .gguf path.
         #[arg(long, default_value = "smollm2-135m")]
         model: String,
@@ -75,6 +78,13 @@ enum ModelCommand {
         /// Simulate a recipe with these bit widths: WEIGHT,ACTIVATION,PROBABILITY (e.g. 8,16,12).
         #[arg(long, value_name = "W,A,P", conflicts_with = "int8")]
         sim_bits: Option<String>,
+        /// Run the integer-exact model (the one that codes) instead of the f32 reference;
+        /// bits are the ideal code length under its frequency tables.
+        #[arg(long, conflicts_with_all = ["int8", "sim_bits"])]
+        exact: bool,
+        /// Backend of the exact model: ndarray, wgpu or cuda.
+        #[arg(long, default_value = "ndarray", requires = "exact")]
+        backend: String,
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,

@@ -4,15 +4,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use lmgc::core::cdf::Precision;
 use lmgc::core::io::{Format, SourceFile};
+use lmgc::core::prior::TableSpec;
 use lmgc::core::serialize::SerializerSpec;
+use lmgc::model::backend::{BackendKind, open_gguf};
+use lmgc::model::exact::RECIPE_VERSION;
 use lmgc::model::fetch::{self, known};
 use lmgc::model::gguf::Gguf;
 use lmgc::model::reference::{Numerics, Recipe, ReferenceModel};
 use lmgc::model::tokenizer::BpeTokenizer;
 use serde_json::json;
 
-use super::ModelCommand;
+use super::progress::tokens_bar;
+use super::{ModelCommand, Output};
 
 pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
     let say = |m: &str| {
@@ -28,6 +33,7 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
         }
         ModelCommand::Eval {
             file,
+            text,
             model,
             tensor,
             values,
@@ -36,15 +42,19 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
             mask,
             int8,
             sim_bits,
+            exact,
+            backend,
             json,
         } => {
             let path = model_path(&model, &say)?;
-            let numerics = match (int8, sim_bits) {
-                (true, _) => Numerics::Int8Sim,
-                (false, Some(bits)) => Numerics::Sim(parse_recipe(&bits)?),
-                (false, None) => Numerics::F32,
+            let numerics = match (exact, int8, sim_bits) {
+                (true, _, _) => Evaluator::Exact(backend.parse()?),
+                (_, true, _) => Evaluator::Reference(Numerics::Int8Sim),
+                (_, false, Some(bits)) => Evaluator::Reference(Numerics::Sim(parse_recipe(&bits)?)),
+                (_, false, None) => Evaluator::Reference(Numerics::F32),
             };
             let opts = EvalOptions {
+                text,
                 tensor: tensor.as_deref(),
                 values,
                 format: &format,
@@ -52,6 +62,7 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
                 mask,
                 numerics,
                 json,
+                quiet,
             };
             eval(&file, &path, &opts, &say)
         }
@@ -98,18 +109,30 @@ fn model_path(model: &str, say: &dyn Fn(&str)) -> anyhow::Result<PathBuf> {
     )
 }
 
+/// What computes the probabilities.
+#[derive(Debug, Clone, Copy)]
+enum Evaluator {
+    /// The f32 reference pass, possibly simulating a recipe's rounding.
+    Reference(Numerics),
+    /// The integer-exact model on a backend.
+    Exact(BackendKind),
+}
+
 struct EvalOptions<'a> {
+    text: bool,
     tensor: Option<&'a str>,
     values: usize,
     format: &'a str,
     window: usize,
     mask: bool,
-    numerics: Numerics,
+    numerics: Evaluator,
     json: bool,
+    quiet: bool,
 }
 
 fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> anyhow::Result<()> {
     let EvalOptions {
+        text: as_text,
         tensor,
         values,
         format,
@@ -117,57 +140,113 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
         mask,
         numerics,
         json,
+        quiet,
     } = *o;
+    let out = Output { quiet, json };
     anyhow::ensure!(window >= 2, "--window must be at least 2");
     let spec: SerializerSpec = format.parse()?;
-    let source = SourceFile::read(file, Format::from_path(file)?)?;
-    let t = match tensor {
-        Some(name) => source
-            .gradient
-            .get(name)
-            .with_context(|| format!("no tensor {name:?} in {}", file.display()))?,
-        None => source
-            .gradient
-            .tensors()
-            .iter()
-            .max_by_key(|t| t.numel())
-            .context("the file has no tensors")?,
+    // The text to score, what it is called, and how many raw bytes and "values" it stands for.
+    let (text, name, dtype, n, raw_bytes) = if as_text {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let n = values.min(bytes.len());
+        anyhow::ensure!(n > 0, "nothing to evaluate: {} is empty", file.display());
+        (
+            bytes[..n].to_vec(),
+            "(text)".to_owned(),
+            "text".to_owned(),
+            n,
+            n,
+        )
+    } else {
+        let source = SourceFile::read(file, Format::from_path(file)?)?;
+        let t = match tensor {
+            Some(name) => source
+                .gradient
+                .get(name)
+                .with_context(|| format!("no tensor {name:?} in {}", file.display()))?,
+            None => source
+                .gradient
+                .tensors()
+                .iter()
+                .max_by_key(|t| t.numel())
+                .context("the file has no tensors")?,
+        };
+        let w = t.dtype().width();
+        let n = values.min(t.numel() as usize);
+        anyhow::ensure!(
+            n > 0,
+            "nothing to evaluate: tensor {:?} has {} values and --values is {values}",
+            t.name(),
+            t.numel()
+        );
+        let bytes = &t.data()[..n * w];
+        (
+            spec.serialize(w, bytes),
+            t.name().to_owned(),
+            t.dtype().to_string(),
+            n,
+            bytes.len(),
+        )
     };
-    let w = t.dtype().width();
-    let n = values.min(t.numel() as usize);
-    anyhow::ensure!(
-        n > 0,
-        "nothing to evaluate: tensor {:?} has {} values and --values is {values}",
-        t.name(),
-        t.numel()
-    );
-    let bytes = &t.data()[..n * w];
     let g = Gguf::read(model)?;
     let tok = BpeTokenizer::from_gguf(&g)?;
-    say(&format!("loading {} as f32 ...", model.display()));
-    let m = ReferenceModel::with_numerics(&g, numerics)?;
-    let text = spec.serialize(w, bytes);
     let ids = tok.tokenize(&text)?;
-    let allowed = mask.then(|| tok.tokens_within(&spec.charset()));
-    let started = Instant::now();
+    let charset = if as_text { None } else { Some(spec.charset()) };
+    let allowed = mask
+        .then(|| charset.as_deref().map(|c| tok.tokens_within(c)))
+        .flatten();
+    let windows: Vec<Vec<u32>> = ids
+        .chunks(window - 1)
+        .map(|chunk| {
+            std::iter::once(tok.bos())
+                .chain(chunk.iter().copied())
+                .collect()
+        })
+        .collect();
+    let started;
     let mut bits = 0.0;
-    for (i, chunk) in ids.chunks(window - 1).enumerate() {
-        let mut win = vec![tok.bos()];
-        win.extend_from_slice(chunk);
-        bits += m.code_length_bits(&win, allowed.as_deref())?;
-        say(&format!(
-            "window {} of {}: {:.3} bits/value so far",
-            i + 1,
-            ids.len().div_ceil(window - 1),
-            bits / n as f64 * (ids.len() as f64 / (i * (window - 1) + chunk.len()) as f64)
-        ));
+    match numerics {
+        Evaluator::Reference(numerics) => {
+            say(&format!("loading {} as f32 ...", model.display()));
+            let m = ReferenceModel::with_numerics(&g, numerics)?;
+            drop(g);
+            started = Instant::now();
+            let pb = tokens_bar(ids.len() as u64, "f32", out);
+            for win in &windows {
+                bits += m.code_length_bits(win, allowed.as_deref())?;
+                pb.inc(win.len() as u64 - 1);
+            }
+            pb.finish_and_clear();
+        }
+        Evaluator::Exact(kind) => {
+            drop(g);
+            say(&format!("loading {} on {kind} ...", model.display()));
+            let mut prior = open_gguf(kind, model, "eval")?;
+            let spec = TableSpec {
+                precision: Precision::MAX,
+                mask: allowed.as_ref().map(|a| {
+                    let mut m = vec![false; prior.vocab_size()];
+                    a.iter().for_each(|&t| m[t as usize] = true);
+                    m
+                }),
+            };
+            started = Instant::now();
+            let refs: Vec<&[u32]> = windows.iter().map(Vec::as_slice).collect();
+            let pb = tokens_bar(ids.len() as u64, "exact", out);
+            prior.prefill(&refs, &spec, &mut |w, t, table| {
+                bits += table.cost_bits(windows[w][t] as usize);
+                pb.inc(1);
+                Ok(())
+            })?;
+            pb.finish_and_clear();
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let report = json!({
-        "file": file, "tensor": t.name(), "dtype": t.dtype().to_string(), "values": n, "format": spec.to_string(),
-        "window": window, "mask": mask, "numerics": format!("{numerics:?}"), "tokens": ids.len(), "tokens_per_value": ids.len() as f64 / n as f64,
+        "file": file, "tensor": name, "dtype": dtype, "values": n, "format": if as_text { "text".to_owned() } else { spec.to_string() },
+        "window": window, "mask": mask, "numerics": match numerics { Evaluator::Reference(n) => format!("{n:?}"), Evaluator::Exact(k) => format!("exact recipe v{RECIPE_VERSION} on {k}") }, "tokens": ids.len(), "tokens_per_value": ids.len() as f64 / n as f64,
         "bits_per_token": bits / ids.len() as f64, "bits_per_value": bits / n as f64,
-        "percent_of_raw": bits / (8.0 * bytes.len() as f64) * 100.0, "seconds": seconds,
+        "percent_of_raw": bits / (8.0 * raw_bytes as f64) * 100.0, "seconds": seconds,
         "tokens_per_second": ids.len() as f64 / seconds,
     });
     if json {

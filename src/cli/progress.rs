@@ -20,3 +20,16 @@ pub fn bar(total: u64, what: &str, out: Output) -> ProgressBar {
     pb.set_message(what.to_owned());
     pb
 }
+
+/// A bar counting tokens scored by a model, with tokens/s and ETA.
+pub fn tokens_bar(total: u64, what: &str, out: Output) -> ProgressBar {
+    let pb = bar(total, what, out);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{msg:>10} [{bar:30}] {human_pos}/{human_len} tokens {per_sec} ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb
+}

@@ -22,6 +22,8 @@ pub struct LlamaConfig {
     pub rope_base: f64,
     /// RMSNorm epsilon.
     pub rms_eps: f64,
+    /// Longest sequence the model was trained for.
+    pub context_len: usize,
 }
 
 impl LlamaConfig {
@@ -57,6 +59,7 @@ impl LlamaConfig {
             vocab,
             rope_base: f("rope.freq_base").unwrap_or(10_000.0),
             rms_eps: f("attention.layer_norm_rms_epsilon")?,
+            context_len: n("context_length").unwrap_or(2048),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -74,6 +77,8 @@ impl LlamaConfig {
             && self.d_model <= 1 << 16
             && self.d_ffn <= 1 << 18
             && self.vocab > 0
+            && self.context_len > 0
+            && self.context_len <= 1 << 20
             && self.vocab <= 1 << 20;
         if ok {
             Ok(())

@@ -21,6 +21,9 @@ pub enum Error {
     /// A tensor or metadata key the architecture needs is missing or has the wrong type.
     #[error("model file lacks {0}")]
     Missing(String),
+    /// A backend broke the exact-arithmetic contract or failed to run.
+    #[error("backend: {0}")]
+    Backend(String),
     /// The tokenizer could not be built or failed.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

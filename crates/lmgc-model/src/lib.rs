@@ -15,12 +15,16 @@
 //! What this crate does not do (yet): run the network. The burn model, the numerics contract
 //! and the CPU/CUDA/wgpu backends are the rest of issue 4.
 
+pub mod backend;
 pub mod config;
 mod error;
+pub mod exact;
 pub mod fetch;
 pub mod gguf;
+pub mod prior;
 pub mod quant;
 pub mod reference;
 pub mod tokenizer;
+pub mod weights;
 
 pub use error::{Error, Result};

@@ -11,37 +11,8 @@
 
 use crate::config::LlamaConfig;
 use crate::gguf::Gguf;
-use crate::quant::dequantize;
+use crate::weights::{LlamaWeights, Matrix};
 use crate::{Error, Result};
-
-/// A row-major matrix `rows × cols`.
-#[derive(Debug, Clone)]
-pub struct Matrix {
-    rows: usize,
-    cols: usize,
-    data: Vec<f32>,
-}
-
-impl Matrix {
-    /// From row-major data.
-    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
-        if data.len() != rows * cols {
-            return Err(Error::Unsupported(format!(
-                "{rows}x{cols} matrix from {} values",
-                data.len()
-            )));
-        }
-        Ok(Matrix { rows, cols, data })
-    }
-    /// Rows.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    /// One row.
-    pub fn row(&self, r: usize) -> &[f32] {
-        &self.data[r * self.cols..(r + 1) * self.cols]
-    }
-}
 
 /// How the reference pass rounds, to measure what a quantization recipe costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -209,50 +180,13 @@ fn rope(x: &mut [f32], t: usize, heads: usize, head_dim: usize, base: f64, start
     }
 }
 
-struct Layer {
-    attn_norm: Vec<f32>,
-    wq: Matrix,
-    wk: Matrix,
-    wv: Matrix,
-    wo: Matrix,
-    ffn_norm: Vec<f32>,
-    w_gate: Matrix,
-    w_up: Matrix,
-    w_down: Matrix,
-}
-
 /// The reference model.
 pub struct ReferenceModel {
     /// Shape.
     pub config: LlamaConfig,
     /// Rounding model.
     pub numerics: Numerics,
-    embedding: Matrix,
-    layers: Vec<Layer>,
-    out_norm: Vec<f32>,
-    output: Option<Matrix>,
-}
-
-fn weight(g: &Gguf, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
-    let t = g.tensor(name)?;
-    if t.dims != [cols as u64, rows as u64] {
-        return Err(Error::Unsupported(format!(
-            "{name} has dims {:?}, expected [{cols}, {rows}]",
-            t.dims
-        )));
-    }
-    Matrix::new(rows, cols, dequantize(g, t)?)
-}
-
-fn vector(g: &Gguf, name: &str, n: usize) -> Result<Vec<f32>> {
-    let t = g.tensor(name)?;
-    if t.dims != [n as u64] {
-        return Err(Error::Unsupported(format!(
-            "{name} has dims {:?}, expected [{n}]",
-            t.dims
-        )));
-    }
-    dequantize(g, t)
+    w: LlamaWeights,
 }
 
 impl ReferenceModel {
@@ -263,10 +197,18 @@ impl ReferenceModel {
 
     /// Loads every weight, rounded as `numerics` says.
     pub fn with_numerics(g: &Gguf, numerics: Numerics) -> Result<Self> {
-        let mut m = Self::load(g)?;
-        m.numerics = numerics;
+        Ok(Self::from_weights(LlamaWeights::from_gguf(g)?, numerics))
+    }
+
+    /// A reference pass over `w`, rounded as `numerics` says.
+    pub fn from_weights(w: LlamaWeights, numerics: Numerics) -> Self {
+        let mut m = ReferenceModel {
+            config: w.config.clone(),
+            numerics,
+            w,
+        };
         if let Numerics::Sim(r) = numerics {
-            for l in &mut m.layers {
+            for l in &mut m.w.layers {
                 for w in [
                     &mut l.wq,
                     &mut l.wk,
@@ -280,42 +222,12 @@ impl ReferenceModel {
                 }
             }
             // The embedding is read by lookup and, tied, used as the output projection.
-            quantize_rows(m.output.as_mut().unwrap_or(&mut m.embedding), r.weight_bits);
+            quantize_rows(
+                m.w.output.as_mut().unwrap_or(&mut m.w.embedding),
+                r.weight_bits,
+            );
         }
-        Ok(m)
-    }
-
-    fn load(g: &Gguf) -> Result<Self> {
-        let c = LlamaConfig::from_gguf(g)?;
-        let (d, kv) = (c.d_model, c.n_kv_heads * c.head_dim());
-        let layers = (0..c.n_layers)
-            .map(|i| {
-                let n = |s: &str| format!("blk.{i}.{s}.weight");
-                Ok(Layer {
-                    attn_norm: vector(g, &n("attn_norm"), d)?,
-                    wq: weight(g, &n("attn_q"), d, d)?,
-                    wk: weight(g, &n("attn_k"), kv, d)?,
-                    wv: weight(g, &n("attn_v"), kv, d)?,
-                    wo: weight(g, &n("attn_output"), d, d)?,
-                    ffn_norm: vector(g, &n("ffn_norm"), d)?,
-                    w_gate: weight(g, &n("ffn_gate"), c.d_ffn, d)?,
-                    w_up: weight(g, &n("ffn_up"), c.d_ffn, d)?,
-                    w_down: weight(g, &n("ffn_down"), d, c.d_ffn)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let output = match g.tensor("output.weight") {
-            Ok(_) => Some(weight(g, "output.weight", c.vocab, d)?),
-            Err(_) => None,
-        };
-        Ok(ReferenceModel {
-            numerics: Numerics::F32,
-            embedding: weight(g, "token_embd.weight", c.vocab, d)?,
-            out_norm: vector(g, "output_norm.weight", d)?,
-            layers,
-            output,
-            config: c,
-        })
+        m
     }
 
     /// Logits for every position of `tokens` (causal): `logits[p]` predicts `tokens[p + 1]`.
@@ -330,7 +242,7 @@ impl ReferenceModel {
                     "token {tok} outside the vocabulary"
                 )));
             }
-            x.extend_from_slice(self.embedding.row(tok as usize));
+            x.extend_from_slice(self.w.embedding.row(tok as usize));
         }
         let scale = 1.0 / (hd as f32).sqrt();
         let recipe = match self.numerics {
@@ -342,7 +254,7 @@ impl ReferenceModel {
                 quantize_activations(x, width, r.act_bits);
             }
         };
-        for l in &self.layers {
+        for l in &self.w.layers {
             let mut h = x.clone();
             rms_norm(&mut h, d, &l.attn_norm, c.rms_eps);
             q8(&mut h, d);
@@ -418,9 +330,9 @@ impl ReferenceModel {
             let down = linear(&act, t, &l.w_down);
             x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
         }
-        rms_norm(&mut x, d, &self.out_norm, c.rms_eps);
+        rms_norm(&mut x, d, &self.w.out_norm, c.rms_eps);
         q8(&mut x, d);
-        let logits = linear(&x, t, self.output.as_ref().unwrap_or(&self.embedding));
+        let logits = linear(&x, t, self.w.output());
         Ok(logits.chunks_exact(c.vocab).map(<[f32]>::to_vec).collect())
     }
 

@@ -41,6 +41,7 @@ pub struct BpeTokenizer {
     /// Token id → its bytes.
     token_bytes: Vec<Vec<u8>>,
     bos: TokenId,
+    sha256: [u8; 32],
 }
 
 impl BpeTokenizer {
@@ -69,6 +70,19 @@ impl BpeTokenizer {
     /// Builds a tokenizer from its vocabulary (index = id), merges (`"a b"`), BOS id and
     /// llama.cpp pre-tokenizer name.
     pub fn new(tokens: &[&str], merges: &[&str], bos: u64, pre: &str) -> Result<Self> {
+        let sha256 = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            for part in [&[pre][..], tokens, merges] {
+                h.update((part.len() as u64).to_le_bytes());
+                for s in part {
+                    h.update((s.len() as u64).to_le_bytes());
+                    h.update(s.as_bytes());
+                }
+            }
+            h.update(bos.to_le_bytes());
+            h.finalize().into()
+        };
         let bos = TokenId::try_from(bos)
             .ok()
             .filter(|&b| (b as usize) < tokens.len())
@@ -131,7 +145,14 @@ impl BpeTokenizer {
             inner,
             token_bytes,
             bos,
+            sha256,
         })
+    }
+
+    /// SHA-256 of the definition (pre-tokenizer, vocabulary, merges, BOS): two tokenizers with
+    /// the same digest split every text the same way.
+    pub fn sha256(&self) -> [u8; 32] {
+        self.sha256
     }
 
     /// Vocabulary size.

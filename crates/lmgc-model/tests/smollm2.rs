@@ -180,3 +180,117 @@ mod reference {
         assert!(c8 < 1.0, "{c8}");
     }
 }
+
+mod exact {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::backend::ndarray::NdArrayDevice;
+    use lmgc_core::cdf::{FrequencyTable, Precision};
+    use lmgc_core::prior::{Prior, TableSpec};
+    use lmgc_model::prior::LlmPrior;
+    use lmgc_model::reference::ReferenceModel;
+    use xxhash_rust::xxh3::Xxh3;
+
+    fn prior() -> Option<LlmPrior<NdArray<f32>>> {
+        let path = {
+            static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+            PATH.get_or_init(model_path).clone()?
+        };
+        Some(LlmPrior::from_gguf(&path, "smollm2-135m", NdArrayDevice::Cpu).unwrap())
+    }
+
+    fn hex_windows(p: &LlmPrior<NdArray<f32>>) -> (Vec<Vec<u32>>, TableSpec) {
+        let spec: SerializerSpec = "hex-space-be".parse().unwrap();
+        let floats: Vec<u8> = (0..24u32)
+            .flat_map(|i| ((i as f32 - 11.5) * 0.0123).to_le_bytes())
+            .collect();
+        let ids = p.tokenize(&spec.serialize(4, &floats)).unwrap();
+        let windows = vec![
+            std::iter::once(p.bos())
+                .chain(ids[..70].iter().copied())
+                .collect(),
+            std::iter::once(p.bos())
+                .chain(ids[70..95].iter().copied())
+                .collect(),
+        ];
+        let mut mask = vec![false; p.vocab_size()];
+        for t in p.tokens_within(&spec.charset()) {
+            mask[t as usize] = true;
+        }
+        let table_spec = TableSpec {
+            precision: Precision::MAX,
+            mask: Some(mask),
+        };
+        (windows, table_spec)
+    }
+
+    /// The numerics contract on the real model: the encoder's prefill and the decoder's
+    /// lockstep incremental steps build identical tables, and those tables are pinned.
+    #[test]
+    fn prefill_equals_steps_and_tables_are_pinned() {
+        let Some(mut p) = prior() else { return };
+        let (windows, spec) = hex_windows(&p);
+        let refs: Vec<&[u32]> = windows.iter().map(Vec::as_slice).collect();
+        let mut prefilled: Vec<(usize, usize, FrequencyTable)> = Vec::new();
+        p.prefill(&refs, &spec, &mut |w, t, table| {
+            prefilled.push((w, t, table.clone()));
+            Ok(())
+        })
+        .unwrap();
+        let mut stepped = Vec::new();
+        p.start(2).unwrap();
+        for t in 0..windows[0].len() - 1 {
+            let inputs: Vec<(usize, u32)> = (0..2)
+                .filter(|&w| t + 1 < windows[w].len())
+                .map(|w| (w, windows[w][t]))
+                .collect();
+            p.step(&inputs, &spec, &mut |w, table| {
+                stepped.push((w, t + 1, table.clone()));
+                Ok(())
+            })
+            .unwrap();
+        }
+        prefilled.sort_by_key(|(w, t, _)| (*w, *t));
+        stepped.sort_by_key(|(w, t, _)| (*w, *t));
+        assert_eq!(prefilled.len(), 70 + 25);
+        assert!(
+            prefilled == stepped,
+            "prefill and incremental tables differ"
+        );
+        let mut h = Xxh3::new();
+        for (_, _, table) in &prefilled {
+            for s in 0..table.len() {
+                h.update(&table.frequency(s).to_le_bytes());
+            }
+        }
+        assert_eq!(h.digest(), PINNED_TABLES, "{:#x}", h.digest());
+    }
+    const PINNED_TABLES: u64 = 0xd8c5_3873_8321_d090;
+
+    /// What exactness costs on the real model, as a sanity bound (the measured figures are in
+    /// the README): the integer tables code the text within 2% of the f32 reference's
+    /// cross-entropy over the same masked alphabet.
+    #[test]
+    fn exact_tables_cost_close_to_f32() {
+        let Some(mut p) = prior() else { return };
+        let (windows, spec) = hex_windows(&p);
+        let mut exact = 0.0;
+        p.prefill(&[&windows[0]], &spec, &mut |_, t, table| {
+            exact += table.cost_bits(windows[0][t] as usize);
+            Ok(())
+        })
+        .unwrap();
+        let g = model().unwrap();
+        let allowed: Vec<u32> = (0..p.vocab_size() as u32)
+            .filter(|&t| spec.mask.as_ref().unwrap()[t as usize])
+            .collect();
+        let f32_bits = ReferenceModel::from_gguf(&g)
+            .unwrap()
+            .code_length_bits(&windows[0], Some(&allowed))
+            .unwrap();
+        assert!(
+            (exact - f32_bits).abs() / f32_bits < 0.02,
+            "exact {exact} bits, f32 {f32_bits} bits"
+        );
+    }
+}
