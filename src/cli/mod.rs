@@ -54,7 +54,7 @@ enum ModelCommand {
         /// Read FILE as text (latin-1) instead of a tensor file.
         #[arg(long, conflicts_with_all = ["tensor", "format"])]
         text: bool,
-        /// Model name or .gguf path.
+        /// Model name, .gguf file or Hugging Face model directory.
         #[arg(long, default_value = "smollm2-135m")]
         model: String,
         /// Tensor to read [default: the largest].
@@ -88,6 +88,33 @@ enum ModelCommand {
         /// Print JSON on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Throughput of the exact model: prefill (encoder) and batched incremental decoding
+    /// (decoder) on one backend, peak memory, and a digest of every table (equal digests
+    /// across backends show the numerics contract holding).
+    Bench {
+        /// Model name, .gguf file or Hugging Face model directory.
+        #[arg(long, default_value = "smollm2-135m")]
+        model: String,
+        /// Backend: ndarray, wgpu or cuda.
+        #[arg(long, default_value = "ndarray")]
+        backend: String,
+        /// Tokens per window, BOS included.
+        #[arg(long, default_value_t = 256)]
+        window: usize,
+        /// Windows per batch.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Tensor file whose serialized values fill the windows [default: seeded synthetic
+        /// gradient-like values].
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Serializer.
+        #[arg(long, default_value = "hex-space-be")]
+        format: String,
+        /// Write the results as JSON to this path (`-` for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Show a model's architecture, tensors and tokenizer.
     Info {

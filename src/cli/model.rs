@@ -8,7 +8,7 @@ use lmgc::core::cdf::Precision;
 use lmgc::core::io::{Format, SourceFile};
 use lmgc::core::prior::TableSpec;
 use lmgc::core::serialize::SerializerSpec;
-use lmgc::model::backend::{BackendKind, open_gguf};
+use lmgc::model::backend::{BackendKind, open as open_model};
 use lmgc::model::exact::RECIPE_VERSION;
 use lmgc::model::fetch::{self, known};
 use lmgc::model::gguf::Gguf;
@@ -66,6 +66,39 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
             };
             eval(&file, &path, &opts, &say)
         }
+        ModelCommand::Bench {
+            model,
+            backend,
+            window,
+            batch,
+            file,
+            format,
+            json,
+        } => {
+            let path = model_path(&model, &say)?;
+            let o = BenchOptions {
+                backend: backend.parse()?,
+                window,
+                batch,
+                file: file.as_deref(),
+                format: &format,
+            };
+            let report = bench(&path, &o, &say)?;
+            match json.as_deref() {
+                Some(p) if p == Path::new("-") => {
+                    println!("{}", serde_json::to_string_pretty(&report)?)
+                }
+                Some(p) => std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+                    .with_context(|| format!("writing {}", p.display()))?,
+                None => {}
+            }
+            if json.as_deref() != Some(Path::new("-")) {
+                for (k, v) in report.as_object().expect("an object") {
+                    println!("{k:<22} {}", v.to_string().trim_matches('"'));
+                }
+            }
+            Ok(())
+        }
         ModelCommand::Info { model, json } => {
             let path = model_path(&model, &say)?;
             let g = Gguf::read(&path)?;
@@ -98,15 +131,13 @@ pub fn run(cmd: ModelCommand, quiet: bool) -> anyhow::Result<()> {
     }
 }
 
-/// A known model name (fetched if needed) or a path to a file.
+/// A known model name (fetched if needed), a .gguf file or a Hugging Face directory.
 fn model_path(model: &str, say: &dyn Fn(&str)) -> anyhow::Result<PathBuf> {
-    Ok(
-        if model.ends_with(".gguf") || PathBuf::from(model).is_file() {
-            PathBuf::from(model)
-        } else {
-            fetch::fetch(&known(model)?, say)?
-        },
-    )
+    Ok(if model.ends_with(".gguf") || Path::new(model).exists() {
+        PathBuf::from(model)
+    } else {
+        fetch::fetch(&known(model)?, say)?
+    })
 }
 
 /// What computes the probabilities.
@@ -188,25 +219,28 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
             bytes.len(),
         )
     };
-    let g = Gguf::read(model)?;
-    let tok = BpeTokenizer::from_gguf(&g)?;
-    let ids = tok.tokenize(&text)?;
     let charset = if as_text { None } else { Some(spec.charset()) };
-    let allowed = mask
-        .then(|| charset.as_deref().map(|c| tok.tokens_within(c)))
-        .flatten();
-    let windows: Vec<Vec<u32>> = ids
-        .chunks(window - 1)
-        .map(|chunk| {
-            std::iter::once(tok.bos())
-                .chain(chunk.iter().copied())
-                .collect()
-        })
-        .collect();
+    // Windows of BOS + up to `window - 1` tokens.
+    let split = |ids: &[u32], bos: u32| -> Vec<Vec<u32>> {
+        ids.chunks(window - 1)
+            .map(|chunk| std::iter::once(bos).chain(chunk.iter().copied()).collect())
+            .collect()
+    };
     let started;
     let mut bits = 0.0;
+    let tokens;
     match numerics {
         Evaluator::Reference(numerics) => {
+            let g = Gguf::read(model).with_context(
+                || "the f32 reference reads GGUF files; use --exact for a directory",
+            )?;
+            let tok = BpeTokenizer::from_gguf(&g)?;
+            let ids = tok.tokenize(&text)?;
+            tokens = ids.len();
+            let allowed = mask
+                .then(|| charset.as_deref().map(|c| tok.tokens_within(c)))
+                .flatten();
+            let windows = split(&ids, tok.bos());
             say(&format!("loading {} as f32 ...", model.display()));
             let m = ReferenceModel::with_numerics(&g, numerics)?;
             drop(g);
@@ -219,14 +253,19 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
             pb.finish_and_clear();
         }
         Evaluator::Exact(kind) => {
-            drop(g);
             say(&format!("loading {} on {kind} ...", model.display()));
-            let mut prior = open_gguf(kind, model, "eval")?;
+            let mut prior = open_model(kind, model, "eval")?;
+            let ids = prior.tokenize(&text)?;
+            tokens = ids.len();
+            let windows = split(&ids, prior.bos());
             let spec = TableSpec {
                 precision: Precision::MAX,
-                mask: allowed.as_ref().map(|a| {
+                mask: mask.then_some(charset.as_deref()).flatten().map(|c| {
                     let mut m = vec![false; prior.vocab_size()];
-                    a.iter().for_each(|&t| m[t as usize] = true);
+                    prior
+                        .tokens_within(c)
+                        .into_iter()
+                        .for_each(|t| m[t as usize] = true);
                     m
                 }),
             };
@@ -244,10 +283,10 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
     let seconds = started.elapsed().as_secs_f64();
     let report = json!({
         "file": file, "tensor": name, "dtype": dtype, "values": n, "format": if as_text { "text".to_owned() } else { spec.to_string() },
-        "window": window, "mask": mask, "numerics": match numerics { Evaluator::Reference(n) => format!("{n:?}"), Evaluator::Exact(k) => format!("exact recipe v{RECIPE_VERSION} on {k}") }, "tokens": ids.len(), "tokens_per_value": ids.len() as f64 / n as f64,
-        "bits_per_token": bits / ids.len() as f64, "bits_per_value": bits / n as f64,
+        "window": window, "mask": mask, "numerics": match numerics { Evaluator::Reference(n) => format!("{n:?}"), Evaluator::Exact(k) => format!("exact recipe v{RECIPE_VERSION} on {k}") }, "tokens": tokens, "tokens_per_value": tokens as f64 / n as f64,
+        "bits_per_token": bits / tokens as f64, "bits_per_value": bits / n as f64,
         "percent_of_raw": bits / (8.0 * raw_bytes as f64) * 100.0, "seconds": seconds,
-        "tokens_per_second": ids.len() as f64 / seconds,
+        "tokens_per_second": tokens as f64 / seconds,
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -273,4 +312,148 @@ fn parse_recipe(s: &str) -> anyhow::Result<Recipe> {
         }),
         _ => anyhow::bail!("--sim-bits takes three widths between 2 and 24, e.g. 8,16,12"),
     }
+}
+
+struct BenchOptions<'a> {
+    backend: BackendKind,
+    window: usize,
+    batch: usize,
+    file: Option<&'a Path>,
+    format: &'a str,
+}
+
+/// Seeded gradient-like floats (a few scales, both signs) when no file is given.
+fn synthetic_values(n: usize) -> Vec<u8> {
+    let mut s = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .flat_map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
+            let scale = [1e-4, 1e-3, 1e-2][(s % 3) as usize];
+            (((u - 0.5) * scale) as f32).to_le_bytes()
+        })
+        .collect()
+}
+
+fn bench(
+    model: &Path,
+    o: &BenchOptions<'_>,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        o.window >= 2 && o.batch >= 1,
+        "--window must be at least 2 and --batch at least 1"
+    );
+    let spec: SerializerSpec = o.format.parse()?;
+    let load = Instant::now();
+    say(&format!("loading {} on {} ...", model.display(), o.backend));
+    let mut prior = open_model(o.backend, model, "bench")?;
+    let load_s = load.elapsed().as_secs_f64();
+    // Enough text for batch windows.
+    let need = o.batch * (o.window - 1);
+    let values = match o.file {
+        Some(f) => {
+            let source = SourceFile::read(f, Format::from_path(f)?)?;
+            let t = source
+                .gradient
+                .tensors()
+                .iter()
+                .max_by_key(|t| t.numel())
+                .context("the file has no tensors")?;
+            t.data().to_vec()
+        }
+        None => synthetic_values(need),
+    };
+    let ids = prior.tokenize(&spec.serialize(4, &values[..values.len() / 4 * 4]))?;
+    anyhow::ensure!(
+        ids.len() >= need,
+        "the input serializes to {} tokens; {need} are needed for {} windows of {}",
+        ids.len(),
+        o.batch,
+        o.window
+    );
+    let windows: Vec<Vec<u32>> = ids[..need]
+        .chunks(o.window - 1)
+        .map(|c| {
+            std::iter::once(prior.bos())
+                .chain(c.iter().copied())
+                .collect()
+        })
+        .collect();
+    let mut mask = vec![false; prior.vocab_size()];
+    prior
+        .tokens_within(&spec.charset())
+        .into_iter()
+        .for_each(|t| mask[t as usize] = true);
+    let table_spec = TableSpec {
+        precision: Precision::MAX,
+        mask: Some(mask),
+    };
+    let refs: Vec<&[u32]> = windows.iter().map(Vec::as_slice).collect();
+    // Prefill: one digest per (window, position), combined in that order.
+    let mut digests = vec![vec![0u64; o.window]; o.batch];
+    let mut bits = 0.0;
+    let started = Instant::now();
+    prior.prefill(&refs, &table_spec, &mut |w, t, table| {
+        digests[w][t] = table_digest(table);
+        bits += table.cost_bits(windows[w][t] as usize);
+        Ok(())
+    })?;
+    let prefill_s = started.elapsed().as_secs_f64();
+    say(&format!("prefill: {:.1} tokens/s", need as f64 / prefill_s));
+    // Decode: all windows in lockstep, one token each per step.
+    let mut stepped = vec![vec![0u64; o.window]; o.batch];
+    prior.start(o.batch)?;
+    let started = Instant::now();
+    for t in 0..o.window - 1 {
+        let inputs: Vec<(usize, u32)> = (0..o.batch).map(|w| (w, windows[w][t])).collect();
+        prior.step(&inputs, &table_spec, &mut |w, table| {
+            stepped[w][t + 1] = table_digest(table);
+            Ok(())
+        })?;
+    }
+    let decode_s = started.elapsed().as_secs_f64();
+    let contract = digests == stepped;
+    let combined = xxhash_rust::xxh3::xxh3_64(
+        &digests
+            .iter()
+            .flatten()
+            .flat_map(|d| d.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    Ok(json!({
+        "backend": o.backend.to_string(), "model": model, "recipe": RECIPE_VERSION,
+        "window": o.window, "batch": o.batch, "format": spec.to_string(),
+        "input": o.file.map_or("synthetic".into(), |f| f.display().to_string()),
+        "tokens": need, "load_seconds": load_s,
+        "prefill_seconds": prefill_s, "prefill_tokens_per_second": need as f64 / prefill_s,
+        "decode_seconds": decode_s, "decode_tokens_per_second": need as f64 / decode_s,
+        "bits_per_token": bits / need as f64,
+        "prefill_equals_decode": contract,
+        "tables_xxh3": format!("{combined:016x}"),
+        "peak_rss_mib": peak_rss_mib(),
+    }))
+}
+
+fn table_digest(t: &lmgc::core::cdf::FrequencyTable) -> u64 {
+    let f: Vec<u8> = (0..t.len())
+        .flat_map(|s| t.frequency(s).to_le_bytes())
+        .collect();
+    xxhash_rust::xxh3::xxh3_64(&f)
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), if known.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }

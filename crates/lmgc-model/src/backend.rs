@@ -66,8 +66,8 @@ impl FromStr for BackendKind {
     }
 }
 
-/// Loads a GGUF model as a prior on the chosen backend.
-pub fn open_gguf(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn Prior>> {
+/// Loads a model (a GGUF file, or a Hugging Face directory) as a prior on the chosen backend.
+pub fn open(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn Prior>> {
     if !kind.compiled() {
         return Err(Error::Unsupported(format!(
             "this build has no {kind} backend; rebuild with `--features {}`",
@@ -75,21 +75,19 @@ pub fn open_gguf(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn P
         )));
     }
     match kind {
-        BackendKind::Ndarray => Ok(Box::new(
-            LlmPrior::<burn::backend::NdArray<f32>>::from_gguf(
-                path,
-                name,
-                burn::backend::ndarray::NdArrayDevice::Cpu,
-            )?,
-        )),
+        BackendKind::Ndarray => Ok(Box::new(LlmPrior::<burn::backend::NdArray<f32>>::open(
+            path,
+            name,
+            burn::backend::ndarray::NdArrayDevice::Cpu,
+        )?)),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => Ok(Box::new(LlmPrior::<burn::backend::Wgpu>::from_gguf(
+        BackendKind::Wgpu => Ok(Box::new(LlmPrior::<burn::backend::Wgpu>::open(
             path,
             name,
             burn::backend::wgpu::WgpuDevice::default(),
         )?)),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => Ok(Box::new(LlmPrior::<burn::backend::Cuda>::from_gguf(
+        BackendKind::Cuda => Ok(Box::new(LlmPrior::<burn::backend::Cuda>::open(
             path,
             name,
             burn::backend::cuda::CudaDevice::default(),

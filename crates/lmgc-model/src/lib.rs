@@ -21,6 +21,7 @@ mod error;
 pub mod exact;
 pub mod fetch;
 pub mod gguf;
+pub mod hf;
 pub mod prior;
 pub mod quant;
 pub mod reference;

@@ -49,6 +49,21 @@ impl<B: Backend> LlmPrior<B> {
         Self::new(name, &weights, tokenizer, sha, device)
     }
 
+    /// Loads a Hugging Face model directory (see [`crate::hf`]) onto `device`.
+    pub fn from_hf_dir(dir: &Path, name: &str, device: B::Device) -> Result<Self> {
+        let m = crate::hf::load_dir(dir)?;
+        Self::new(name, &m.weights, m.tokenizer, m.sha256, device)
+    }
+
+    /// Loads a GGUF file or, for a directory, a Hugging Face model.
+    pub fn open(path: &Path, name: &str, device: B::Device) -> Result<Self> {
+        if path.is_dir() {
+            Self::from_hf_dir(path, name, device)
+        } else {
+            Self::from_gguf(path, name, device)
+        }
+    }
+
     /// A prior from loaded weights; `model_sha256` identifies the file they came from.
     pub fn new(
         name: &str,

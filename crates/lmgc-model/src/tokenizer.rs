@@ -1,5 +1,7 @@
-//! The byte-level BPE tokenizer of GPT-2-style models (SmolLM2's `gpt2` / `smollm`), rebuilt
-//! from GGUF metadata with the `tokenizers` crate.
+//! BPE tokenizers with the `tokenizers` crate: the byte-level BPE of GPT-2-style models
+//! (SmolLM2's `gpt2` / `smollm`), rebuilt from GGUF metadata or read from a Hugging Face
+//! `tokenizer.json`, and the SentencePiece-style BPE with byte fallback of Llama-2, TinyLlama
+//! and OpenLLaMA (`tokenizer.json` only).
 //!
 //! lmgc's serialized text is latin-1, one byte per character; the tokenizer sees the same
 //! characters as a string. Decoding maps each token's characters back to bytes through the
@@ -149,6 +151,123 @@ impl BpeTokenizer {
         })
     }
 
+    /// Reads a Hugging Face `tokenizer.json`. Byte-level BPE vocabularies become the same
+    /// tokenizer [`BpeTokenizer::new`] builds; SentencePiece-style ones (`▁` for spaces,
+    /// `<0xNN>` byte-fallback tokens) are run as written, except that the dummy prefix space is
+    /// not prepended: lmgc's text must come back exactly, and windows must concatenate.
+    pub fn from_hf_json(json: &[u8], bos: u64) -> Result<Self> {
+        let err = |m: String| Error::Tokenizer(m);
+        let mut v: serde_json::Value =
+            serde_json::from_slice(json).map_err(|e| err(format!("tokenizer.json: {e}")))?;
+        if v["model"]["type"] != "BPE" {
+            return Err(Error::Unsupported(format!(
+                "tokenizer model {} (lmgc reads BPE)",
+                v["model"]["type"]
+            )));
+        }
+        // Dense id → token text, from the vocabulary and the added tokens.
+        let mut by_id: Vec<Option<String>> = Vec::new();
+        let mut put = |id: u64, text: &str| -> Result<()> {
+            let id = usize::try_from(id)
+                .ok()
+                .filter(|&i| i < 1 << 22)
+                .ok_or_else(|| Error::Tokenizer(format!("token id {id} is too large")))?;
+            if by_id.len() <= id {
+                by_id.resize(id + 1, None);
+            }
+            by_id[id] = Some(text.to_owned());
+            Ok(())
+        };
+        let vocab = v["model"]["vocab"]
+            .as_object()
+            .ok_or_else(|| err("tokenizer.json has no model.vocab".into()))?;
+        for (text, id) in vocab {
+            put(
+                id.as_u64().ok_or_else(|| err(format!("id of {text:?}")))?,
+                text,
+            )?;
+        }
+        for added in v["added_tokens"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(text)) = (added["id"].as_u64(), added["content"].as_str()) {
+                put(id, text)?;
+            }
+        }
+        let tokens: Vec<String> = by_id
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.ok_or_else(|| err(format!("no token has id {i}"))))
+            .collect::<Result<_>>()?;
+        let mentions =
+            |v: &serde_json::Value, ty: &str| v.to_string().contains(&format!("\"{ty}\""));
+        if mentions(&v["pre_tokenizer"], "ByteLevel") || mentions(&v["decoder"], "ByteLevel") {
+            let merges: Vec<String> = v["model"]["merges"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| match m {
+                    serde_json::Value::String(s) => Ok(s.clone()),
+                    serde_json::Value::Array(pair) if pair.len() == 2 => Ok(format!(
+                        "{} {}",
+                        pair[0].as_str().unwrap_or_default(),
+                        pair[1].as_str().unwrap_or_default()
+                    )),
+                    other => Err(err(format!("merge {other}"))),
+                })
+                .collect::<Result<_>>()?;
+            let digits = v["pre_tokenizer"]
+                .to_string()
+                .contains("\"individual_digits\":true");
+            let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+            let merge_refs: Vec<&str> = merges.iter().map(String::as_str).collect();
+            return Self::new(
+                &refs,
+                &merge_refs,
+                bos,
+                if digits { "smollm" } else { "gpt2" },
+            );
+        }
+        if v["model"]["byte_fallback"] != true {
+            return Err(Error::Unsupported(
+                "a BPE tokenizer that is neither byte-level nor byte-fallback cannot spell arbitrary bytes".into(),
+            ));
+        }
+        strip_dummy_prefix(&mut v);
+        let inner: Tokenizer = v
+            .to_string()
+            .parse()
+            .map_err(|e| err(format!("tokenizer.json: {e}")))?;
+        let token_bytes = tokens
+            .iter()
+            .map(|t| match byte_fallback(t) {
+                Some(b) => vec![b],
+                None => t.replace('\u{2581}', " ").into_bytes(),
+            })
+            .collect();
+        let bos = TokenId::try_from(bos)
+            .ok()
+            .filter(|&b| (b as usize) < tokens.len())
+            .ok_or_else(|| {
+                err(format!(
+                    "BOS id {bos} outside a vocabulary of {}",
+                    tokens.len()
+                ))
+            })?;
+        let sha256 = {
+            use sha2::{Digest, Sha256};
+            let mut h = Sha256::new();
+            h.update(b"hf-tokenizer-json\0");
+            h.update(json);
+            h.update(u64::from(bos).to_le_bytes());
+            h.finalize().into()
+        };
+        Ok(BpeTokenizer {
+            inner,
+            token_bytes,
+            bos,
+            sha256,
+        })
+    }
+
     /// SHA-256 of the definition (pre-tokenizer, vocabulary, merges, BOS): two tokenizers with
     /// the same digest split every text the same way.
     pub fn sha256(&self) -> [u8; 32] {
@@ -222,6 +341,38 @@ impl BpeTokenizer {
     }
 }
 
+/// `<0xNN>` → byte `NN`.
+fn byte_fallback(token: &str) -> Option<u8> {
+    let hex = token.strip_prefix("<0x")?.strip_suffix('>')?;
+    (hex.len() == 2)
+        .then(|| u8::from_str_radix(hex, 16).ok())
+        .flatten()
+}
+
+/// Removes SentencePiece's dummy prefix: `Prepend` normalizers and Metaspace's prepending.
+fn strip_dummy_prefix(v: &mut serde_json::Value) {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(o) => {
+                if o.get("type").and_then(|t| t.as_str()) == Some("Metaspace") {
+                    o.insert("prepend_scheme".into(), "never".into());
+                    o.insert("add_prefix_space".into(), false.into());
+                }
+                o.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(a) => {
+                a.retain(|x| x.get("type").and_then(|t| t.as_str()) != Some("Prepend"));
+                a.iter_mut().for_each(walk);
+            }
+            _ => {}
+        }
+    }
+    if v["normalizer"]["type"] == "Prepend" {
+        v["normalizer"] = serde_json::Value::Null;
+    }
+    walk(v);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +418,81 @@ mod tests {
         let t = BpeTokenizer::new(&["a", "b", "ab"], &["a b"], 0, "gpt2").unwrap();
         assert_eq!(t.tokenize(b"abab").unwrap(), vec![2, 2]);
         assert!(matches!(t.tokenize(b"abc"), Err(Error::Tokenizer(_))));
+    }
+
+    /// A SentencePiece-style tokenizer.json like TinyLlama's: `▁` for spaces, byte fallback,
+    /// a dummy prefix that lmgc must not add.
+    fn sentencepiece_json() -> String {
+        let mut vocab = vec![
+            ("<unk>".to_owned(), 0),
+            ("<s>".to_owned(), 1),
+            ("</s>".to_owned(), 2),
+        ];
+        for b in 0..256 {
+            vocab.push((format!("<0x{b:02X}>"), 3 + b));
+        }
+        for (i, t) in ["\u{2581}", "f", "c", "0", "3", "ff", "\u{2581}3"]
+            .iter()
+            .enumerate()
+        {
+            vocab.push(((*t).to_owned(), 259 + i as i32));
+        }
+        let vocab_json: Vec<String> = vocab
+            .iter()
+            .map(|(t, i)| format!("{}: {i}", serde_json::Value::from(t.as_str())))
+            .collect();
+        format!(
+            r#"{{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":{{"type":"Sequence","normalizers":[{{"type":"Prepend","prepend":"\u2581"}},
+              {{"type":"Replace","pattern":{{"String":" "}},"content":"\u2581"}}]}},
+            "pre_tokenizer":null,"post_processor":null,
+            "decoder":{{"type":"Sequence","decoders":[{{"type":"Replace","pattern":{{"String":"\u2581"}},"content":" "}},
+              {{"type":"ByteFallback"}},{{"type":"Fuse"}},{{"type":"Strip","content":" ","start":1,"stop":0}}]}},
+            "model":{{"type":"BPE","dropout":null,"unk_token":"<unk>","continuing_subword_prefix":null,
+              "end_of_word_suffix":null,"fuse_unk":true,"byte_fallback":true,"ignore_merges":false,
+              "vocab":{{{}}},"merges":["f f","\u2581 3"]}}}}"#,
+            vocab_json.join(",")
+        )
+    }
+
+    #[test]
+    fn sentencepiece_style_is_lossless_without_a_dummy_prefix() {
+        let t = BpeTokenizer::from_hf_json(sentencepiece_json().as_bytes(), 1).unwrap();
+        for text in [&b"3fc0 3ff0 zz"[..], b" 3", b"\x00\xff\xe9 x", b""] {
+            let ids = t.tokenize(text).unwrap();
+            let mut back = Vec::new();
+            t.detokenize(&ids, &mut back).unwrap();
+            assert_eq!(back, text, "{ids:?}");
+        }
+        // No dummy prefix: "3" is the bare digit, " 3" the merged space-digit token.
+        assert_eq!(t.tokenize(b"3").unwrap(), vec![263]);
+        assert_eq!(t.tokenize(b" 3").unwrap(), vec![265]);
+        assert_eq!(t.tokenize(b"ff").unwrap(), vec![264]);
+    }
+
+    #[test]
+    fn byte_level_tokenizer_json_matches_the_gguf_route() {
+        let table = byte_to_char();
+        let mut vocab = serde_json::Map::new();
+        let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<s>".into()];
+        tokens.extend(table.iter().map(|c| c.to_string()));
+        tokens.extend(["ff", "fff"].map(String::from));
+        for (i, t) in tokens.iter().enumerate() {
+            vocab.insert(t.clone(), i.into());
+        }
+        let json = serde_json::json!({
+            "model": {"type": "BPE", "vocab": vocab, "merges": [["f", "f"], ["ff", "f"]]},
+            "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+                {"type": "Digits", "individual_digits": true},
+                {"type": "ByteLevel", "add_prefix_space": false}]},
+            "decoder": {"type": "ByteLevel"},
+        });
+        let t = BpeTokenizer::from_hf_json(json.to_string().as_bytes(), 1).unwrap();
+        let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let g = BpeTokenizer::new(&refs, &["f f", "ff f"], 1, "smollm").unwrap();
+        let text = b"3fc00000 fff 12";
+        assert_eq!(t.tokenize(text).unwrap(), g.tokenize(text).unwrap());
+        assert_eq!(t.sha256(), g.sha256());
     }
 
     #[test]

@@ -124,6 +124,22 @@ fn any_packing_of_windows_gives_the_same_scores() {
 }
 
 #[test]
+fn thread_count_does_not_change_scores() {
+    let (_, m) = tiny();
+    let w = tokens(10, 33);
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| prefill(&m, &w))
+    };
+    let one = run(1);
+    assert_eq!(one, run(3));
+    assert_eq!(one, run(8));
+}
+
+#[test]
 fn a_masked_output_scores_the_same_rows() {
     let (_, mut m) = tiny();
     let w = tokens(5, 12);
@@ -231,6 +247,9 @@ fn wgpu_matches_ndarray() {
     let rows: Vec<Row> = win.iter().map(|&token| Row { cache: 0, token }).collect();
     let on_gpu = gpu.forward(&rows, &mut caches).unwrap();
     assert_eq!(on_gpu, prefill(&cpu, &win));
+    // Warm (autotuned kernels, cached pipelines) equals cold.
+    let mut caches = vec![gpu.new_cache()];
+    assert_eq!(gpu.forward(&rows, &mut caches).unwrap(), on_gpu);
     let mut caches = vec![gpu.new_cache()];
     let steps: Vec<Vec<i32>> = win
         .iter()
