@@ -366,7 +366,9 @@ fn bench(
         }
         None => synthetic_values(need),
     };
-    let ids = prior.tokenize(&spec.serialize(4, &values[..values.len() / 4 * 4]))?;
+    // Serializations take at least two tokens per float: a quarter of `need` floats is ample.
+    let floats = (values.len() / 4).min(need / 2 + 16);
+    let ids = prior.tokenize(&spec.serialize(4, &values[..floats * 4]))?;
     anyhow::ensure!(
         ids.len() >= need,
         "the input serializes to {} tokens; {need} are needed for {} windows of {}",

@@ -26,12 +26,30 @@ pub struct QuantLinear<B: Backend> {
     out: usize,
     inp: usize,
     /// `Wqᵀ` split along `in` into pieces of at most [`K_PIECE`] rows, as f32 integers.
-    pieces: Vec<Tensor<B, 2>>,
+    pieces: Pieces<B>,
     /// Row scales `M_o · 2^exp`.
     scale: Vec<i64>,
     exp: i32,
     /// Host copy of the levels (row-major `out × in`), kept only when asked for.
     levels: Option<Vec<i8>>,
+}
+
+/// Where the weight pieces live.
+#[derive(Debug, Clone)]
+enum Pieces<B: Backend> {
+    /// On the backend's device.
+    Device(Vec<Tensor<B, 2>>),
+    /// In host memory, `(k, values)` with values row-major `out × k`, for the CPU backend: burn-ndarray 0.21's matmul copies
+    /// both operands on every call (its reshape turns a view into a new shared array), which
+    /// for a decoding step of a few rows costs more than the arithmetic. The host path calls
+    /// `matrixmultiply::sgemm`, the kernel burn-ndarray itself ends in; being an exact
+    /// integer GEMM, it gives the same integers as any other backend.
+    Host(Vec<(usize, Vec<f32>)>),
+}
+
+/// True for burn's CPU backend, whose matmul the host path replaces.
+fn is_ndarray<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::NdArray<f32>>()
 }
 
 /// Int8 levels and dyadic scales of a matrix, before upload.
@@ -144,7 +162,8 @@ impl Quantized {
 impl<B: Backend> QuantLinear<B> {
     /// Uploads `q` to `device`; keeps the host levels when `keep_levels`.
     pub fn upload(q: Quantized, device: &B::Device, keep_levels: bool) -> Self {
-        let mut pieces = Vec::new();
+        let host = is_ndarray::<B>();
+        let (mut device_pieces, mut host_pieces) = (Vec::new(), Vec::new());
         let mut start = 0;
         while start < q.inp {
             let end = (start + K_PIECE).min(q.inp);
@@ -156,12 +175,29 @@ impl<B: Backend> QuantLinear<B> {
                     t[i * q.out + o] = f32::from(*v);
                 }
             }
-            pieces.push(Tensor::from_data(
-                TensorData::new(t, [end - start, q.out]),
-                device,
-            ));
+            if host {
+                let mut rowmajor = Vec::with_capacity((end - start) * q.out);
+                for o in 0..q.out {
+                    rowmajor.extend(
+                        q.levels[o * q.inp + start..o * q.inp + end]
+                            .iter()
+                            .map(|&v| f32::from(v)),
+                    );
+                }
+                host_pieces.push((end - start, rowmajor));
+            } else {
+                device_pieces.push(Tensor::from_data(
+                    TensorData::new(t, [end - start, q.out]),
+                    device,
+                ));
+            }
             start = end;
         }
+        let pieces = if host {
+            Pieces::Host(host_pieces)
+        } else {
+            Pieces::Device(device_pieces)
+        };
         QuantLinear {
             out: q.out,
             inp: q.inp,
@@ -199,24 +235,32 @@ impl<B: Backend> QuantLinear<B> {
         if m == 0 {
             return Ok(acc);
         }
+        let ks: Vec<usize> = match &self.pieces {
+            Pieces::Device(p) => p.iter().map(|t| t.dims()[0]).collect(),
+            Pieces::Host(p) => p.iter().map(|(k, _)| *k).collect(),
+        };
         let mut start = 0;
-        for piece in &self.pieces {
-            let k = piece.dims()[0];
+        for (i, &k) in ks.iter().enumerate() {
             // Rows 0..m hold the low limbs, m..2m the high limbs.
             let mut buf = vec![0f32; 2 * m * k];
             for r in 0..m {
-                for (i, &v) in x[r * self.inp + start..][..k].iter().enumerate() {
+                for (j, &v) in x[r * self.inp + start..][..k].iter().enumerate() {
                     let [lo, hi] = limbs::<2>(i64::from(v));
-                    buf[r * k + i] = lo as f32;
-                    buf[(m + r) * k + i] = hi as f32;
+                    buf[r * k + j] = lo as f32;
+                    buf[(m + r) * k + j] = hi as f32;
                 }
             }
-            let input = Tensor::<B, 2>::from_data(TensorData::new(buf, [2 * m, k]), device);
-            let y = input
-                .matmul(piece.clone())
-                .into_data()
-                .into_vec::<f32>()
-                .map_err(|e| Error::Backend(format!("reading a GEMM result: {e:?}")))?;
+            let y = match &self.pieces {
+                Pieces::Device(p) => {
+                    let input = Tensor::<B, 2>::from_data(TensorData::new(buf, [2 * m, k]), device);
+                    input
+                        .matmul(p[i].clone())
+                        .into_data()
+                        .into_vec::<f32>()
+                        .map_err(|e| Error::Backend(format!("reading a GEMM result: {e:?}")))?
+                }
+                Pieces::Host(p) => host_gemm(&buf, 2 * m, k, &p[i].1, self.out),
+            };
             let (lo, hi) = y.split_at(m * self.out);
             for ((a, &l), &h) in acc.iter_mut().zip(lo).zip(hi) {
                 *a += exact_integer(l)? + 256 * exact_integer(h)?;
@@ -236,5 +280,85 @@ fn exact_integer(v: f32) -> Result<i64> {
             "a GEMM returned {v}, not an integer below 2^24: this backend is not exact \
              (fused or reduced-precision arithmetic?); report it with the backend's name"
         )))
+    }
+}
+
+/// Rows below which the host GEMM computes dot products directly: sgemm packs the whole
+/// weight matrix on every call, which costs more than the products for a few rows.
+const DOT_ROWS: usize = 64;
+
+/// `a (m × k) · wᵀ` for `w` row-major `n × k`: `m × n`. Partial sums are integers below 2^24,
+/// so every summation order (sgemm's blocking, the dot kernel's eight lanes) gives the same
+/// bits.
+fn host_gemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+    use rayon::prelude::*;
+    assert!(a.len() == m * k && w.len() == k * n);
+    let mut c = vec![0f32; m * n];
+    if m == 0 || k == 0 || n == 0 {
+        return c;
+    }
+    if m >= DOT_ROWS {
+        sgemm(a, m, k, w, n, &mut c);
+        return c;
+    }
+    // Output-major so each weight row is read once for all input rows, in parallel over
+    // blocks of outputs; transposed into c at the end.
+    const BLOCK: usize = 64;
+    let mut ct = vec![0f32; n * m];
+    ct.par_chunks_mut(BLOCK * m)
+        .enumerate()
+        .for_each(|(b, out)| {
+            for (j, o) in out.chunks_exact_mut(m).enumerate() {
+                let row = &w[(b * BLOCK + j) * k..][..k];
+                for (r, v) in o.iter_mut().enumerate() {
+                    *v = dot(&a[r * k..(r + 1) * k], row);
+                }
+            }
+        });
+    for o in 0..n {
+        for r in 0..m {
+            c[r * n + o] = ct[o * m + r];
+        }
+    }
+    c
+}
+
+/// Dot product in eight independent lanes (vectorizes without reassociation flags).
+fn dot(x: &[f32], y: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    for (a, b) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
+        }
+    }
+    let tail: f32 = xr.iter().zip(yr).map(|(a, b)| a * b).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `c = a (m × k) · wᵀ` by `matrixmultiply::sgemm`, reading `w` (row-major `n × k`) transposed.
+#[allow(unsafe_code)] // sgemm takes raw pointers; host_gemm asserts every length first.
+fn sgemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, c: &mut [f32]) {
+    assert!(a.len() == m * k && w.len() == k * n && c.len() == m * n);
+    // SAFETY: a is m×k row-major, w is n×k row-major read as k×n with strides (1, k), c is
+    // m×n row-major; the assert above bounds every index sgemm touches.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            w.as_ptr(),
+            1,
+            k as isize,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this).
+#
+# The wgpu backend's equality tests need a Vulkan driver; on a machine without one this
+# installs Mesa's software rasterizer (lavapipe) and the Vulkan loader from Debian/Ubuntu
+# packages, so the suite also runs on CPU-only machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+have_vulkan() {
+    ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' &&
+        ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+}
+if ! have_vulkan; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "installing mesa-vulkan-drivers and libvulkan1 for the wgpu tests" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get install -y -q mesa-vulkan-drivers libvulkan1 >/dev/null ||
+            { apt-get update -q >/dev/null && apt-get install -y -q mesa-vulkan-drivers libvulkan1 >/dev/null; }
+    else
+        echo "the wgpu tests need a Vulkan driver: install mesa-vulkan-drivers and libvulkan1 (as root)" >&2
+        exit 1
+    fi
+fi
+exec cargo test --workspace --release --features fpzip,wgpu "$@"
