@@ -362,3 +362,33 @@ fn sgemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, c: &mut [f32]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guard that turns a backend breaking exactness (a fused or reduced-precision path
+    /// returning a rounded sum) into an error instead of a different table.
+    #[test]
+    fn non_integer_or_oversized_sums_are_errors() {
+        assert_eq!(exact_integer(-16_777_215.0).unwrap(), -16_777_215);
+        assert!(exact_integer(0.5).is_err());
+        assert!(exact_integer(16_777_216.0).is_err());
+        assert!(exact_integer(f32::NAN).is_err());
+    }
+
+    /// The dot kernel (few rows) and sgemm (many rows) agree bit for bit on integer data at
+    /// the 2^24 bound.
+    #[test]
+    fn host_kernels_agree_at_the_bound() {
+        let (k, n) = (1024, 5);
+        let w: Vec<f32> = (0..k * n).map(|i| if i % 3 == 0 { -127.0 } else { 127.0 }).collect();
+        let row: Vec<f32> = (0..k).map(|i| if i % 3 == 0 { -128.0 } else { 128.0 }).collect();
+        let few = host_gemm(&row, 1, k, &w, n);
+        let many_in: Vec<f32> = row.iter().copied().cycle().take(k * DOT_ROWS).collect();
+        let many = host_gemm(&many_in, DOT_ROWS, k, &w, n);
+        assert_eq!(&many[..n], &few[..]);
+        assert_eq!(few[0], (k * 128 * 127) as f32);
+        assert!(few.iter().all(|v| exact_integer(*v).is_ok()));
+    }
+}
