@@ -145,12 +145,13 @@ pub struct KvCache {
 
 #[derive(Debug, Clone, Default)]
 struct LayerCache {
-    /// `len × kv_heads × head_dim` key levels.
-    k: Vec<i16>,
+    /// `len × kv_heads × head_dim` key levels (integers, exact in f32).
+    k: Vec<f32>,
     /// `len × kv_heads` key exponents.
     k_exp: Vec<i32>,
-    /// `len × kv_heads × head_dim` value levels (static exponents per channel).
-    v: Vec<i32>,
+    /// `len × kv_heads × head_dim` value levels (static exponents per channel; 24-bit
+    /// integers, exact in f32).
+    v: Vec<f32>,
 }
 
 impl KvCache {
@@ -166,7 +167,7 @@ impl KvCache {
     pub fn bytes(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| l.k.len() * 2 + l.k_exp.len() * 4 + l.v.len() * 4)
+            .map(|l| l.k.len() * 4 + l.k_exp.len() * 4 + l.v.len() * 4)
             .sum()
     }
 }
@@ -373,7 +374,7 @@ impl<B: Backend> ExactModel<B> {
                     let o = d + kvh * hd;
                     let er = self.rope(&row[o..o + hd], &scale[o..o + hd], e, pos[r], &mut mant);
                     let ek = quantize_row(&mant, er, self.k_levels, &mut levels);
-                    cache.k.extend(levels.iter().map(|&v| v as i16));
+                    cache.k.extend(levels.iter().map(|&v| v as f32));
                     cache.k_exp.push(ek);
                 }
                 for ch in 0..kvd {
@@ -382,7 +383,7 @@ impl<B: Backend> ExactModel<B> {
                     let fixed = round_shift(v, layer.v_exp[ch] - e);
                     cache
                         .v
-                        .push(fixed.clamp(-i128::from(V_LEVELS), i128::from(V_LEVELS)) as i32);
+                        .push(fixed.clamp(-i128::from(V_LEVELS), i128::from(V_LEVELS)) as f32);
                 }
             }
             // Attention, row by row (rows are independent given the caches).
@@ -514,44 +515,71 @@ impl<B: Backend> ExactModel<B> {
         let n = p + 1;
         let mut mant = vec![0i128; c.d_model];
         let mut z = vec![0i64; n];
-        let mut a = vec![0i64; hd];
+        let mut w = vec![0i64; n];
+        let mut a = vec![0f64; hd];
+        let mut qf = vec![0f64; hd];
         for head in 0..nh {
             let kvh = head / group;
-            let qh = &q[head * hd..(head + 1) * hd];
+            qf.iter_mut()
+                .zip(&q[head * hd..(head + 1) * hd])
+                .for_each(|(d, &v)| *d = f64::from(v));
+            // Scores. f64 holds every product and sum exactly (|q·k| < 2^33 for these widths),
+            // so the lanes of `dot_f64` may add in any order.
             for (j, zj) in z.iter_mut().enumerate() {
-                let k = &cache.k[(j * nkv + kvh) * hd..][..hd];
-                let s: i64 = qh
-                    .iter()
-                    .zip(k)
-                    .map(|(&x, &y)| i64::from(x * i32::from(y)))
-                    .sum();
+                let s = dot_f64(&qf, &cache.k[(j * nkv + kvh) * hd..][..hd]) as i64;
                 let shift = ONE_BITS - SCORE_FRAC_BITS - q_exp[head] - cache.k_exp[j * nkv + kvh];
-                *zj = round_shift(i128::from(s) * i128::from(self.score_scale), shift) as i64;
+                *zj = match s.checked_mul(self.score_scale) {
+                    Some(v) => round_shift(i128::from(v), shift) as i64,
+                    None => round_shift(i128::from(s) * i128::from(self.score_scale), shift) as i64,
+                };
             }
             let max = z.iter().copied().max().unwrap_or(0);
-            let total: i64 = z.iter().map(|&zj| self.tables.exp2_neg(max - zj)).sum();
-            a.iter_mut().for_each(|v| *v = 0);
-            for (j, &zj) in z.iter().enumerate() {
-                let w = self.tables.exp2_neg(max - zj);
-                let pj =
-                    div_round(i128::from(w) * i128::from(PROB_LEVELS), i128::from(total)) as i64;
+            for (wj, &zj) in w.iter_mut().zip(&z) {
+                *wj = self.tables.exp2_neg(max - zj);
+            }
+            // Σw ≤ n · 2^30 and w · 4095 < 2^42: i64 throughout.
+            let total: i64 = w.iter().sum();
+            a.iter_mut().for_each(|v| *v = 0.0);
+            for (j, &wj) in w.iter().enumerate() {
+                let pj = (2 * wj * PROB_LEVELS + total).div_euclid(2 * total);
                 if pj == 0 {
                     continue;
                 }
+                // p · v < 2^35 and Σ p ≤ 4095 + n/2: the f64 sums stay exact integers.
+                let pj = pj as f64;
                 let v = &cache.v[(j * nkv + kvh) * hd..][..hd];
                 for (acc, &vv) in a.iter_mut().zip(v) {
-                    *acc += pj * i64::from(vv);
+                    *acc += pj * f64::from(vv);
                 }
             }
             for (i, &av) in a.iter().enumerate() {
                 let shift = layer.v_exp[kvh * hd + i] - layer.v_exp_min + 20;
-                mant[head * hd + i] = div_round(i128::from(av) << shift, i128::from(PROB_LEVELS));
+                mant[head * hd + i] =
+                    div_round(i128::from(av as i64) << shift, i128::from(PROB_LEVELS));
             }
         }
         let mut levels = Vec::with_capacity(c.d_model);
         let e = quantize_row(&mant, layer.v_exp_min - 20, ACT_LEVELS, &mut levels);
         (levels, e)
     }
+}
+
+/// `x · y` in four f64 lanes; exact when every partial sum is an integer below 2^53.
+fn dot_f64(x: &[f64], y: &[f32]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, &b)| a * f64::from(b))
+        .sum();
+    for (a, b) in xc.zip(yc) {
+        for l in 0..4 {
+            acc[l] += a[l] * f64::from(b[l]);
+        }
+    }
+    acc.iter().sum::<f64>() + tail
 }
 
 /// `x += acc · scale · 2^(e + exp)`, rounded into the residual's fixed point.
