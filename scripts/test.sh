@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 have_vulkan() {
-    ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' &&
+    # grep reads all of ldconfig's output: `grep -q` would exit early and, under pipefail,
+    # turn ldconfig's SIGPIPE into a false negative.
+    ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null &&
         ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
 }
 if ! have_vulkan; then

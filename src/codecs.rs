@@ -1,5 +1,5 @@
-//! Every codec by name: the one place the CLI and `lmgc bench` learn which codecs exist.
-//! A new codec (the LLM codec) joins here and nowhere else.
+//! Every codec by name: the one place the CLI and `lmgc bench` learn which codecs exist,
+//! and where a container's prior fingerprint is turned back into a prior for decoding.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,10 +8,13 @@ use lmgc_core::cdf::Precision;
 use lmgc_core::classical::{Classical, ClassicalCodec};
 use lmgc_core::codec::{BytegroupCodec, Codec, PriorCodecSpec, StoreCodec};
 use lmgc_core::context_prior::ContextPrior;
-use lmgc_core::prior::Prior;
+use lmgc_core::prior::{Prior, PriorFingerprint};
 use lmgc_core::prior_codec::{DEFAULT_BATCH, PriorCodec};
 use lmgc_core::serialize::SerializerSpec;
 use lmgc_core::{Error, Result};
+use lmgc_model::backend::{self, BackendKind};
+use lmgc_model::fetch;
+use std::path::Path;
 
 /// A codec chosen by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub enum CodecChoice {
     Bytegroup,
     /// LM-GC with the built-in context prior.
     Context,
+    /// LM-GC with an LLM prior: the integer-exact model of `lmgc-model`.
+    Lm,
     /// A classical baseline.
     Classical(Classical),
 }
@@ -34,6 +39,15 @@ impl CodecChoice {
         v.push(CodecChoice::Context);
         v.push(CodecChoice::Store);
         v
+    }
+
+    /// The serializer a prior codec uses when none is given: `hex-space-be` for the LLM (the
+    /// best of the paper's formats, docs/perf.md), the paper's `hex-none` otherwise.
+    pub fn default_format(self) -> SerializerSpec {
+        match self {
+            CodecChoice::Lm => "hex-space-be".parse().expect("a valid spec"),
+            _ => SerializerSpec::default(),
+        }
     }
 
     /// Parses `all` or a comma-separated list of names.
@@ -57,16 +71,19 @@ impl CodecChoice {
                 c.available()?;
                 f(&mut ClassicalCodec(c))
             }
-            CodecChoice::Context => {
-                let mut prior = ContextPrior::new(options.order)?;
+            CodecChoice::Context | CodecChoice::Lm => {
+                let mut prior: Box<dyn Prior> = match self {
+                    CodecChoice::Context => Box::new(ContextPrior::new(options.order)?),
+                    _ => open_llm(&options.model, options.backend, &*options.say)?,
+                };
                 let spec = PriorCodecSpec {
                     prior: prior.fingerprint(),
-                    serializer: options.format,
+                    serializer: options.format.unwrap_or_else(|| self.default_format()),
                     window: options.window,
                     precision: options.precision,
                     mask: options.mask,
                 };
-                f(&mut PriorCodec::new(&mut prior, spec, options.batch)?)
+                f(&mut PriorCodec::new(&mut *prior, spec, options.batch)?)
             }
         }
     }
@@ -78,6 +95,7 @@ impl fmt::Display for CodecChoice {
             CodecChoice::Store => f.write_str("store"),
             CodecChoice::Bytegroup => f.write_str("bytegroup"),
             CodecChoice::Context => f.write_str("context"),
+            CodecChoice::Lm => f.write_str("lm"),
             CodecChoice::Classical(c) => f.write_str(&c.name()),
         }
     }
@@ -90,6 +108,7 @@ impl FromStr for CodecChoice {
             "store" => Ok(CodecChoice::Store),
             "bytegroup" => Ok(CodecChoice::Bytegroup),
             "context" => Ok(CodecChoice::Context),
+            "lm" => Ok(CodecChoice::Lm),
             _ => Classical::from_name(s)
                 .map(CodecChoice::Classical)
                 .ok_or_else(|| Error::InvalidArgument {
@@ -108,10 +127,10 @@ impl FromStr for CodecChoice {
 }
 
 /// Parameters of the prior codecs (ignored by the others).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CodecOptions {
-    /// Serializer.
-    pub format: SerializerSpec,
+    /// Serializer; `None` takes the codec's default ([`CodecChoice::default_format`]).
+    pub format: Option<SerializerSpec>,
     /// Tokens per window, BOS included.
     pub window: u32,
     /// Windows per prior call.
@@ -122,18 +141,86 @@ pub struct CodecOptions {
     pub mask: bool,
     /// Order of the built-in context prior.
     pub order: usize,
+    /// The LLM: a known name (`smollm2-135m`, fetched if missing), a `.gguf` file or a
+    /// Hugging Face directory.
+    pub model: String,
+    /// Backend of the LLM.
+    pub backend: BackendKind,
+    /// Where messages about fetching and loading a model go.
+    pub say: std::sync::Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl fmt::Debug for CodecOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodecOptions")
+            .field("format", &self.format)
+            .field("window", &self.window)
+            .field("batch", &self.batch)
+            .field("precision", &self.precision)
+            .field("mask", &self.mask)
+            .field("order", &self.order)
+            .field("model", &self.model)
+            .field("backend", &self.backend)
+            .finish()
+    }
 }
 
 impl Default for CodecOptions {
     fn default() -> Self {
         CodecOptions {
-            format: SerializerSpec::default(),
+            format: None,
             window: 2048,
             batch: DEFAULT_BATCH,
             precision: Precision::MAX,
             mask: true,
             order: 3,
+            model: fetch::SMOLLM2_135M.name.to_owned(),
+            backend: BackendKind::default(),
+            say: std::sync::Arc::new(|_| {}),
         }
+    }
+}
+
+/// Opens an LLM prior: a known model name (fetched into the cache if missing, with a message),
+/// a `.gguf` file or a Hugging Face directory. The fingerprint's name is the known name, or
+/// the file or directory name.
+pub fn open_llm(model: &str, backend: BackendKind, say: &dyn Fn(&str)) -> Result<Box<dyn Prior>> {
+    let path = Path::new(model);
+    let (path, name) = if path.exists() {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_owned())
+            .unwrap_or_else(|| model.to_owned());
+        (path.to_owned(), name)
+    } else {
+        let known = fetch::known(model)?;
+        (fetch::fetch(&known, say)?, known.name.to_owned())
+    };
+    say(&format!("loading {} on {backend} ...", path.display()));
+    Ok(backend::open(backend, &path, &name)?)
+}
+
+/// The prior a container's fingerprint names: the built-in context prior, else the LLM given
+/// by `model` (or, when `model` is `None`, the known model of the fingerprint's name). The
+/// caller's codec construction then checks the whole fingerprint (model SHA-256, recipe,
+/// tokenizer): a different model is an error before any byte is decoded.
+pub fn prior_for(
+    fingerprint: &PriorFingerprint,
+    model: Option<&str>,
+    backend: BackendKind,
+    say: &dyn Fn(&str),
+) -> Result<Box<dyn Prior>> {
+    if let Some(p) = ContextPrior::from_fingerprint(fingerprint) {
+        return Ok(Box::new(p));
+    }
+    match model {
+        Some(m) => open_llm(m, backend, say),
+        None if fetch::known(&fingerprint.name).is_ok() => {
+            open_llm(&fingerprint.name, backend, say)
+        }
+        None => Err(Error::PriorRequired(format!(
+            "{fingerprint}; pass --model with the .gguf file or Hugging Face directory it was made with"
+        ))),
     }
 }
 

@@ -429,3 +429,71 @@ fn model_commands_refuse_bad_input() {
     std::fs::write(&bad, b"GGUF\x03\x00\x00\x00").unwrap();
     assert!(fails(&["model", "info", s(&bad)]).contains("GGUF"));
 }
+
+/// The LLM codec end to end with the default model on the CPU: several windows coded, decoded
+/// in lockstep, byte-identical output; a model that is not the one the file names is refused
+/// before anything is decoded.
+#[test]
+fn lm_codec_round_trips_with_the_default_model() {
+    let fetched = lmgc(&["-q", "model", "fetch", "smollm2-135m"]);
+    if !fetched.status.success() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs the default model: {}",
+            String::from_utf8_lossy(&fetched.stderr)
+        );
+        eprintln!("skipped: no default model (offline?)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..40)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) * 3.1e-4)
+        .collect();
+    let input = dir.path().join("g.npy");
+    std::fs::write(&input, npy_bytes(&Tensor::from_f32("g", &values)).unwrap()).unwrap();
+    let packed = dir.path().join("g.lmgc");
+    let restored = dir.path().join("h.npy");
+    ok(&[
+        "-q",
+        "compress",
+        s(&input),
+        "-o",
+        s(&packed),
+        "--codec",
+        "lm",
+        "--window",
+        "96",
+    ]);
+    let info = String::from_utf8(ok(&["inspect", s(&packed), "--streams"]).stdout).unwrap();
+    assert!(
+        info.contains("smollm2-135m") && info.contains("hex-space-be"),
+        "{info}"
+    );
+    assert!(info.matches("stream ").count() >= 3, "{info}");
+    ok(&[
+        "-q",
+        "decompress",
+        s(&packed),
+        "-o",
+        s(&restored),
+        "--batch",
+        "2",
+    ]);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read(&restored).unwrap()
+    );
+    // Another model (here: not a model at all) is refused, and nothing is written.
+    let other = dir.path().join("other.gguf");
+    std::fs::write(&other, b"GGUF\x03\x00\x00\x00").unwrap();
+    let again = dir.path().join("again.npy");
+    fails(&[
+        "decompress",
+        s(&packed),
+        "-o",
+        s(&again),
+        "--model",
+        s(&other),
+    ]);
+    assert!(!again.exists());
+}

@@ -10,7 +10,7 @@ use super::{BenchArgs, Output, progress};
 pub fn run(a: BenchArgs, out: Output) -> anyhow::Result<()> {
     let opts = BenchOptions {
         codecs: CodecChoice::parse_list(&a.codecs)?,
-        codec_options: a.codec.options()?,
+        codec_options: a.codec.options(out.quiet || out.json)?,
         chunk: a.chunked,
     };
     if a.chunked == Some(0) {

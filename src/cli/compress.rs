@@ -20,7 +20,7 @@ pub fn run(a: CompressArgs, out: Output) -> anyhow::Result<()> {
     });
     // Options first: a typo should not cost reading a large file.
     let choice: CodecChoice = a.codec.parse()?;
-    let options = a.codec_args.options()?;
+    let options = a.codec_args.options(out.quiet)?;
     let source = SourceFile::read(&a.input, format)?;
     let started = Instant::now();
     let pb = progress::bar(source.len(), "compress", out);

@@ -1,7 +1,10 @@
 use std::time::Instant;
 
 use anyhow::Context;
+use lmgc::codecs::prior_for;
+use lmgc::core::codec::CodecSpec;
 use lmgc::core::container::{self, DecodeLimits};
+use lmgc::core::prior::Prior;
 use lmgc::core::{Error, fsutil};
 use serde_json::json;
 
@@ -31,9 +34,24 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("reading {}", a.input.display()))?;
+    // A prior codec other than the built-in one needs its model: the one --model names, or the
+    // known model the file's fingerprint names (fetched if missing).
+    let mut prior = match &parsed.header.codec {
+        CodecSpec::Prior(spec) => Some(prior_for(
+            &spec.prior,
+            a.model.model.as_deref(),
+            a.model.backend()?,
+            &*super::say(out.quiet || out.json),
+        )?),
+        _ => None,
+    };
     let pb = progress::bar(parsed.header.payload_len, "decompress", out);
     let payload = parsed
-        .decode(None, &|n| pb.inc(n))
+        .decode_batched(
+            prior.as_mut().map(|p| &mut **p as &mut dyn Prior),
+            a.batch,
+            &|n| pb.inc(n),
+        )
         .with_context(|| format!("decoding {}", a.input.display()))?;
     pb.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();

@@ -130,9 +130,10 @@ enum ModelCommand {
 /// Codec parameters shared by `compress` and `bench`.
 #[derive(Debug, Args)]
 struct CodecArgs {
-    /// Serializer for prior codecs: ENCODING-SEPARATOR[-gN][-le|-be], e.g. hex-none, hex-space-be.
-    #[arg(long, default_value = "hex-none")]
-    format: String,
+    /// Serializer for prior codecs: ENCODING-SEPARATOR[-gN][-le|-be], e.g. hex-none, hex-space-be
+    /// [default: hex-space-be for lm, hex-none for context].
+    #[arg(long)]
+    format: Option<String>,
     /// Tokens per window for prior codecs, BOS included.
     #[arg(long, default_value_t = 2048)]
     window: u32,
@@ -148,17 +149,51 @@ struct CodecArgs {
     /// Context order of the built-in `context` prior.
     #[arg(long, default_value_t = 3)]
     order: usize,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// Which LLM, on which backend.
+#[derive(Debug, Args)]
+struct ModelArgs {
+    /// The LLM of the `lm` codec: smollm2-135m (fetched if missing), a .gguf file or a Hugging
+    /// Face model directory. Decoding takes the model the file names unless this is given.
+    #[arg(long)]
+    model: Option<String>,
+    /// Backend of the LLM: ndarray (CPU), wgpu or cuda (the latter two need the build features
+    /// of the same names).
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+}
+
+impl ModelArgs {
+    fn backend(&self) -> lmgc::core::Result<lmgc::model::backend::BackendKind> {
+        Ok(self.backend.parse()?)
+    }
+}
+
+/// Messages about fetching and loading models, on stderr unless quiet.
+fn say(quiet: bool) -> std::sync::Arc<dyn Fn(&str) + Send + Sync> {
+    std::sync::Arc::new(move |m: &str| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    })
 }
 
 impl CodecArgs {
-    fn options(&self) -> lmgc::core::Result<lmgc::codecs::CodecOptions> {
+    fn options(&self, quiet: bool) -> lmgc::core::Result<lmgc::codecs::CodecOptions> {
+        let defaults = lmgc::codecs::CodecOptions::default();
         Ok(lmgc::codecs::CodecOptions {
-            format: self.format.parse()?,
+            format: self.format.as_deref().map(str::parse).transpose()?,
             window: self.window,
             batch: self.batch,
             precision: lmgc::core::cdf::Precision::new(self.precision)?,
             mask: !self.no_mask,
             order: self.order,
+            model: self.model.model.clone().unwrap_or(defaults.model),
+            backend: self.model.backend()?,
+            say: say(quiet),
         })
     }
 }
@@ -217,6 +252,11 @@ struct DecompressArgs {
     /// Decode codecs that are unsafe on hostile input (fpzip); only for files you made.
     #[arg(long)]
     trust_input: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Windows decoded in lockstep by prior codecs.
+    #[arg(long, default_value_t = lmgc::core::prior_codec::DEFAULT_BATCH)]
+    batch: usize,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,

@@ -364,6 +364,16 @@ impl Container<'_> {
         prior: Option<&mut dyn Prior>,
         progress: &Progress<'_>,
     ) -> Result<Vec<u8>> {
+        self.decode_batched(prior, DEFAULT_BATCH, progress)
+    }
+
+    /// [`Parsed::decode`] with `batch` windows of a prior codec decoded in lockstep.
+    pub fn decode_batched(
+        &self,
+        prior: Option<&mut dyn Prior>,
+        batch: usize,
+        progress: &Progress<'_>,
+    ) -> Result<Vec<u8>> {
         let blocks = self.coded_blocks();
         let decoded = match &self.header.codec {
             CodecSpec::Store => StoreCodec.decode(&blocks, progress)?,
@@ -380,7 +390,7 @@ impl Container<'_> {
                         (None, Some(p)) => p,
                         (None, None) => return Err(Error::PriorRequired(spec.prior.to_string())),
                     };
-                PriorCodec::new(prior, spec.clone(), DEFAULT_BATCH)?.decode(&blocks, progress)?
+                PriorCodec::new(prior, spec.clone(), batch)?.decode(&blocks, progress)?
             }
         };
         let mut out = Vec::with_capacity(self.header.payload_len as usize);

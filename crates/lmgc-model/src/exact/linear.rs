@@ -44,7 +44,17 @@ enum Pieces<B: Backend> {
     /// for a decoding step of a few rows costs more than the arithmetic. The host path calls
     /// `matrixmultiply::sgemm`, the kernel burn-ndarray itself ends in; being an exact
     /// integer GEMM, it gives the same integers as any other backend.
-    Host(Vec<(usize, Vec<f32>)>),
+    Host(Vec<HostPiece>),
+}
+
+/// One K-piece of a weight on the host: row-major `out × k`, as f32 for sgemm and as i8 for
+/// the dot kernel (a decoding step reads every weight once; a quarter of the bytes is most of
+/// the speed).
+#[derive(Debug, Clone)]
+struct HostPiece {
+    k: usize,
+    f32: Vec<f32>,
+    i8: Vec<i8>,
 }
 
 /// True for burn's CPU backend, whose matmul the host path replaces.
@@ -176,15 +186,15 @@ impl<B: Backend> QuantLinear<B> {
                 }
             }
             if host {
-                let mut rowmajor = Vec::with_capacity((end - start) * q.out);
+                let mut i8s = Vec::with_capacity((end - start) * q.out);
                 for o in 0..q.out {
-                    rowmajor.extend(
-                        q.levels[o * q.inp + start..o * q.inp + end]
-                            .iter()
-                            .map(|&v| f32::from(v)),
-                    );
+                    i8s.extend_from_slice(&q.levels[o * q.inp + start..o * q.inp + end]);
                 }
-                host_pieces.push((end - start, rowmajor));
+                host_pieces.push(HostPiece {
+                    k: end - start,
+                    f32: i8s.iter().map(|&v| f32::from(v)).collect(),
+                    i8: i8s,
+                });
             } else {
                 device_pieces.push(Tensor::from_data(
                     TensorData::new(t, [end - start, q.out]),
@@ -237,7 +247,7 @@ impl<B: Backend> QuantLinear<B> {
         }
         let ks: Vec<usize> = match &self.pieces {
             Pieces::Device(p) => p.iter().map(|t| t.dims()[0]).collect(),
-            Pieces::Host(p) => p.iter().map(|(k, _)| *k).collect(),
+            Pieces::Host(p) => p.iter().map(|h| h.k).collect(),
         };
         let mut start = 0;
         for (i, &k) in ks.iter().enumerate() {
@@ -259,7 +269,7 @@ impl<B: Backend> QuantLinear<B> {
                         .into_vec::<f32>()
                         .map_err(|e| Error::Backend(format!("reading a GEMM result: {e:?}")))?
                 }
-                Pieces::Host(p) => host_gemm(&buf, 2 * m, k, &p[i].1, self.out),
+                Pieces::Host(p) => host_gemm(&buf, 2 * m, k, &p[i], self.out),
             };
             let (lo, hi) = y.split_at(m * self.out);
             for ((a, &l), &h) in acc.iter_mut().zip(lo).zip(hi) {
@@ -290,9 +300,10 @@ const DOT_ROWS: usize = 64;
 /// `a (m × k) · wᵀ` for `w` row-major `n × k`: `m × n`. Partial sums are integers below 2^24,
 /// so every summation order (sgemm's blocking, the dot kernel's eight lanes) gives the same
 /// bits.
-fn host_gemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
+fn host_gemm(a: &[f32], m: usize, k: usize, piece: &HostPiece, n: usize) -> Vec<f32> {
     use rayon::prelude::*;
-    assert!(a.len() == m * k && w.len() == k * n);
+    let (w, w8) = (&piece.f32, &piece.i8);
+    assert!(a.len() == m * k && w.len() == k * n && w8.len() == k * n);
     let mut c = vec![0f32; m * n];
     if m == 0 || k == 0 || n == 0 {
         return c;
@@ -307,14 +318,7 @@ fn host_gemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
     let mut ct = vec![0f32; n * m];
     ct.par_chunks_mut(BLOCK * m)
         .enumerate()
-        .for_each(|(b, out)| {
-            for (j, o) in out.chunks_exact_mut(m).enumerate() {
-                let row = &w[(b * BLOCK + j) * k..][..k];
-                for (r, v) in o.iter_mut().enumerate() {
-                    *v = dot(&a[r * k..(r + 1) * k], row);
-                }
-            }
-        });
+        .for_each(|(b, out)| dot_block(a, m, k, &w8[b * BLOCK * k..], out));
     for o in 0..n {
         for r in 0..m {
             c[r * n + o] = ct[o * m + r];
@@ -323,17 +327,46 @@ fn host_gemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize) -> Vec<f32> {
     c
 }
 
+/// `out[j·m + r] = a_r · w_j` for the weight rows of one output block; AVX2 when the CPU
+/// has it (exact either way).
+fn dot_block(a: &[f32], m: usize, k: usize, w8: &[i8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        #[allow(unsafe_code)]
+        // SAFETY: the CPU was just checked for the feature the function is built with.
+        return unsafe { dot_block_avx2(a, m, k, w8, out) };
+    }
+    dot_block_impl(a, m, k, w8, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn dot_block_avx2(a: &[f32], m: usize, k: usize, w8: &[i8], out: &mut [f32]) {
+    dot_block_impl(a, m, k, w8, out)
+}
+
+#[inline(always)]
+fn dot_block_impl(a: &[f32], m: usize, k: usize, w8: &[i8], out: &mut [f32]) {
+    for (j, o) in out.chunks_exact_mut(m).enumerate() {
+        let row = &w8[j * k..][..k];
+        for (r, v) in o.iter_mut().enumerate() {
+            *v = dot(&a[r * k..(r + 1) * k], row);
+        }
+    }
+}
+
 /// Dot product in eight independent lanes (vectorizes without reassociation flags).
-fn dot(x: &[f32], y: &[f32]) -> f32 {
+#[inline(always)]
+fn dot(x: &[f32], y: &[i8]) -> f32 {
     let mut acc = [0f32; 8];
     let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
     let (xr, yr) = (xc.remainder(), yc.remainder());
     for (a, b) in xc.zip(yc) {
         for l in 0..8 {
-            acc[l] += a[l] * b[l];
+            acc[l] += a[l] * f32::from(b[l]);
         }
     }
-    let tail: f32 = xr.iter().zip(yr).map(|(a, b)| a * b).sum();
+    let tail: f32 = xr.iter().zip(yr).map(|(a, &b)| a * f32::from(b)).sum();
     acc.iter().sum::<f32>() + tail
 }
 
@@ -382,8 +415,17 @@ mod tests {
     #[test]
     fn host_kernels_agree_at_the_bound() {
         let (k, n) = (1024, 5);
-        let w: Vec<f32> = (0..k * n).map(|i| if i % 3 == 0 { -127.0 } else { 127.0 }).collect();
-        let row: Vec<f32> = (0..k).map(|i| if i % 3 == 0 { -128.0 } else { 128.0 }).collect();
+        let w8: Vec<i8> = (0..k * n)
+            .map(|i| if i % 3 == 0 { -127 } else { 127 })
+            .collect();
+        let w = HostPiece {
+            k,
+            f32: w8.iter().map(|&v| f32::from(v)).collect(),
+            i8: w8,
+        };
+        let row: Vec<f32> = (0..k)
+            .map(|i| if i % 3 == 0 { -128.0 } else { 128.0 })
+            .collect();
         let few = host_gemm(&row, 1, k, &w, n);
         let many_in: Vec<f32> = row.iter().copied().cycle().take(k * DOT_ROWS).collect();
         let many = host_gemm(&many_in, DOT_ROWS, k, &w, n);

@@ -501,7 +501,42 @@ impl<B: Backend> ExactModel<B> {
 
     /// Attention of one row at position `p` over its cache positions `0..=p`: all heads,
     /// quantized to 16 bits. Returns the levels and their exponent.
+    ///
+    /// Compiled twice, for the baseline CPU and for AVX2+FMA, chosen at run time: the
+    /// arithmetic is exact either way, so the choice changes speed, never a result.
     fn attend(
+        &self,
+        layer: &Layer<B>,
+        cache: &LayerCache,
+        p: usize,
+        q: &[i32],
+        q_exp: &[i32],
+    ) -> (Vec<i32>, i32) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            #[allow(unsafe_code)]
+            // SAFETY: the CPU was just checked for both features the function is built with.
+            return unsafe { self.attend_avx2(layer, cache, p, q, q_exp) };
+        }
+        self.attend_impl(layer, cache, p, q, q_exp)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn attend_avx2(
+        &self,
+        layer: &Layer<B>,
+        cache: &LayerCache,
+        p: usize,
+        q: &[i32],
+        q_exp: &[i32],
+    ) -> (Vec<i32>, i32) {
+        self.attend_impl(layer, cache, p, q, q_exp)
+    }
+
+    #[inline(always)]
+    fn attend_impl(
         &self,
         layer: &Layer<B>,
         cache: &LayerCache,
@@ -565,6 +600,7 @@ impl<B: Backend> ExactModel<B> {
 }
 
 /// `x · y` in four f64 lanes; exact when every partial sum is an integer below 2^53.
+#[inline(always)]
 fn dot_f64(x: &[f64], y: &[f32]) -> f64 {
     let mut acc = [0f64; 4];
     let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));

@@ -76,6 +76,7 @@ impl Tables {
     }
 
     /// `2^(-d/1024)` in Q30 for a score difference `d ≥ 0` (in 1/1024 bit); 0 beyond 2^-40.
+    #[inline(always)]
     pub fn exp2_neg(&self, d: i64) -> i64 {
         let whole = d >> SCORE_FRAC_BITS;
         if whole > 40 {
