@@ -114,7 +114,7 @@ impl FromStr for CodecChoice {
                 .ok_or_else(|| Error::InvalidArgument {
                     what: "codec",
                     reason: format!(
-                        "{s:?}; choose from {} (or `all` for bench)",
+                        "{s:?}; choose from {}, lm (or `all` for bench: every codec but lm)",
                         Self::all()
                             .iter()
                             .map(ToString::to_string)
@@ -234,6 +234,8 @@ mod tests {
             assert_eq!(c.to_string().parse::<CodecChoice>().unwrap(), c);
         }
         assert!("zip".parse::<CodecChoice>().is_err());
+        assert_eq!("lm".parse::<CodecChoice>().unwrap(), CodecChoice::Lm);
+        assert_eq!(CodecChoice::Lm.to_string(), "lm");
         assert_eq!(CodecChoice::parse_list("zstd, xz9").unwrap().len(), 2);
     }
 }
