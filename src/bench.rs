@@ -380,6 +380,16 @@ pub fn markdown(results: &[FileResult]) -> String {
     out
 }
 
+/// MB/s with two decimals, or three significant digits below 0.1 (the LLM codec runs at
+/// kilobytes per second on a CPU).
+fn speed(mb_s: f64) -> String {
+    if mb_s >= 0.1 || mb_s == 0.0 {
+        format!("{mb_s:.2}")
+    } else {
+        format!("{mb_s:.3e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -454,15 +464,5 @@ mod tests {
             matches!(&r.results[0].whole, Outcome::Failed { reason } if reason.contains("window"))
         );
         assert!(markdown(&[r]).contains("FAILED"));
-    }
-}
-
-/// MB/s with two decimals, or three significant digits below 0.1 (the LLM codec runs at
-/// kilobytes per second on a CPU).
-fn speed(mb_s: f64) -> String {
-    if mb_s >= 0.1 || mb_s == 0.0 {
-        format!("{mb_s:.2}")
-    } else {
-        format!("{mb_s:.3e}")
     }
 }
