@@ -99,6 +99,11 @@ pub trait Prior: Send {
         spec: &TableSpec,
         visit: &mut PrefillVisitor<'_>,
     ) -> Result<()>;
+    /// Bytes of state (an LLM's KV cache) each window holds per position; the codec bounds
+    /// how many windows run at once with it. 0 for priors whose state does not grow.
+    fn state_bytes_per_position(&self) -> usize {
+        0
+    }
     /// Decoder side: forgets all windows and opens `n` empty ones.
     fn start(&mut self, n: usize) -> Result<()>;
     /// Decoder side: appends `token` to each listed window (the first call passes BOS) and

@@ -15,6 +15,10 @@ use crate::{Error, Result};
 /// Windows scored per prior call by default.
 pub const DEFAULT_BATCH: usize = 64;
 
+/// Memory the windows of one batch may hold in prior state (KV caches): the batch shrinks to
+/// fit, so a large default batch stays safe for an LLM with long windows.
+pub const STATE_BUDGET: usize = 2 << 30;
+
 /// LM-GC over a prior.
 pub struct PriorCodec<'p> {
     prior: &'p mut dyn Prior,
@@ -62,12 +66,23 @@ impl<'p> PriorCodec<'p> {
             precision: spec.precision,
             mask,
         };
+        let limit = Self::batch_limit(prior.state_bytes_per_position(), spec.window);
         Ok(PriorCodec {
             prior,
             spec,
             table,
-            batch: batch.max(1),
+            batch: batch.clamp(1, limit),
         })
+    }
+
+    /// Windows per batch that keep prior state within [`STATE_BUDGET`]: for a state of
+    /// `per_position` bytes per position, `STATE_BUDGET / (per_position · window)`, at least 1.
+    pub fn batch_limit(per_position: usize, window: u32) -> usize {
+        let per_window = per_position.saturating_mul(window as usize);
+        match per_window {
+            0 => usize::MAX,
+            n => (STATE_BUDGET / n).max(1),
+        }
     }
 
     fn windows(&self, index: usize, block: &Block<'_>) -> Result<Vec<Window>> {
@@ -201,5 +216,22 @@ impl Codec for PriorCodec<'_> {
                     .deserialize(b.dtype.width(), &text, b.len as usize)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PriorCodec, STATE_BUDGET};
+
+    #[test]
+    fn batches_shrink_to_the_state_budget() {
+        assert_eq!(PriorCodec::batch_limit(0, 2048), usize::MAX);
+        // SmolLM2's KV cache: 46,440 bytes per position; 2,048-token windows: 22 at once.
+        assert_eq!(
+            PriorCodec::batch_limit(46_440, 2048),
+            STATE_BUDGET / (46_440 * 2048)
+        );
+        assert_eq!(PriorCodec::batch_limit(46_440, 2048), 22);
+        assert_eq!(PriorCodec::batch_limit(usize::MAX, 1 << 20), 1);
     }
 }

@@ -235,6 +235,10 @@ impl<B: Backend> Prior for LlmPrior<B> {
         Ok(())
     }
 
+    fn state_bytes_per_position(&self) -> usize {
+        self.model.cache_bytes_per_position()
+    }
+
     fn start(&mut self, n: usize) -> lmgc_core::Result<()> {
         self.caches = (0..n).map(|_| self.model.new_cache()).collect();
         Ok(())

@@ -275,6 +275,12 @@ impl<B: Backend> ExactModel<B> {
         self.tables.max_positions()
     }
 
+    /// KV-cache bytes per window position: `layers · kv_heads · (8 · head_dim + 4)`.
+    pub fn cache_bytes_per_position(&self) -> usize {
+        let c = &self.config;
+        c.n_layers * c.n_kv_heads * (8 * c.head_dim() + 4)
+    }
+
     /// A fresh cache for one window.
     pub fn new_cache(&self) -> KvCache {
         KvCache {
