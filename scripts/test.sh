@@ -10,7 +10,7 @@ have_vulkan() {
     # grep reads all of ldconfig's output: `grep -q` would exit early and, under pipefail,
     # turn ldconfig's SIGPIPE into a false negative.
     ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null &&
-        ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+        { compgen -G '/usr/share/vulkan/icd.d/*.json' || compgen -G '/etc/vulkan/icd.d/*.json'; } >/dev/null
 }
 if ! have_vulkan; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
