@@ -105,6 +105,25 @@ pub fn dyadic_f32(x: f32) -> (i64, i32) {
     (sign * m, e)
 }
 
+/// Integer mantissas `M_i` and one exponent `E` with `M_i · 2^E` equal to each value: exactly
+/// for values within `2^spread_bits` of the largest, rounded (half up) for smaller ones, so
+/// mantissas stay below `2^(24 + spread_bits)`.
+pub fn dyadic_common(values: &[f32], spread_bits: i32) -> (Vec<i64>, i32) {
+    let dy: Vec<(i64, i32)> = values.iter().map(|&v| dyadic_f32(v)).collect();
+    let top = dy
+        .iter()
+        .filter(|d| d.0 != 0)
+        .map(|d| d.1)
+        .max()
+        .unwrap_or(0);
+    let exp = top - spread_bits;
+    let mantissas = dy
+        .iter()
+        .map(|&(m, e)| round_shift(i128::from(m), exp - e) as i64)
+        .collect();
+    (mantissas, exp)
+}
+
 /// `round(x · 2^frac)` for an `f64` computed deterministically (an IEEE multiply by a power
 /// of two is exact; `round` is correctly rounded).
 pub fn fixed_f64(x: f64, frac: i32) -> i64 {
@@ -138,6 +157,17 @@ mod tests {
         assert_eq!((e, out.as_slice()), (-3, &[100, -7][..]));
         let e = quantize_row(&[], 0, 127, &mut out);
         assert_eq!((e, out.len()), (0, 0));
+    }
+
+    #[test]
+    fn common_dyadics_are_exact_within_the_spread() {
+        let (m, e) = dyadic_common(&[1.5, -0.25, 3.0e-3, 0.0], 24);
+        for (v, x) in [1.5f64, -0.25, 3.0e-3f32 as f64, 0.0].iter().zip(&m) {
+            assert_eq!(*x as f64 * 2f64.powi(e), *v);
+        }
+        // A value far below the spread rounds; mantissas stay below 2^48.
+        let (m, _) = dyadic_common(&[1.0, 1e-30], 24);
+        assert!(m[0] < 1 << 48 && m[1] == 0);
     }
 
     #[test]

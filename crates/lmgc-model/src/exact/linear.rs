@@ -9,7 +9,7 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-use crate::exact::fixed::{dyadic_f32, limbs, round_shift};
+use crate::exact::fixed::{dyadic_common, limbs};
 use crate::weights::Matrix;
 use crate::{Error, Result};
 
@@ -79,24 +79,6 @@ pub struct Quantized {
     pub scale_f32: Vec<f32>,
 }
 
-/// Mantissas `M_o` and one exponent with `M_o · 2^exp` = each scale: exactly for scales within
-/// `2^SCALE_SPREAD_BITS` of the largest, rounded for smaller ones (mantissas stay below 2^48).
-fn dyadic_scales(scales: &[f32]) -> (Vec<i64>, i32) {
-    let dy: Vec<(i64, i32)> = scales.iter().map(|&s| dyadic_f32(s)).collect();
-    let top = dy
-        .iter()
-        .filter(|d| d.0 != 0)
-        .map(|d| d.1)
-        .max()
-        .unwrap_or(0);
-    let exp = top - SCALE_SPREAD_BITS;
-    let scale = dy
-        .iter()
-        .map(|&(m, e)| round_shift(i128::from(m), exp - e) as i64)
-        .collect();
-    (scale, exp)
-}
-
 impl Quantized {
     /// Rounds each row to int8 with scale `max|row| / 127`, in `f32` (IEEE arithmetic, the
     /// same on every machine).
@@ -117,7 +99,7 @@ impl Quantized {
                 }
             }));
         }
-        let (scale, exp) = dyadic_scales(&scale_f32);
+        let (scale, exp) = dyadic_common(&scale_f32, SCALE_SPREAD_BITS);
         Quantized {
             out,
             inp,
@@ -135,7 +117,7 @@ impl Quantized {
             .iter()
             .flat_map(|p| p.scale_f32.iter().copied())
             .collect();
-        let (scale, exp) = dyadic_scales(&scale_f32);
+        let (scale, exp) = dyadic_common(&scale_f32, SCALE_SPREAD_BITS);
         Quantized {
             out: parts.iter().map(|p| p.out).sum(),
             inp: parts.first().map_or(0, |p| p.inp),

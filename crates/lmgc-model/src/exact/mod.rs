@@ -54,18 +54,8 @@ struct Norm {
 
 impl Norm {
     fn new(gamma: &[f32], eps: f64) -> Self {
-        let dy: Vec<(i64, i32)> = gamma.iter().map(|&g| fixed::dyadic_f32(g)).collect();
-        let top = dy
-            .iter()
-            .filter(|d| d.0 != 0)
-            .map(|d| d.1)
-            .max()
-            .unwrap_or(0);
-        let exp = top - 24;
-        let gamma = dy
-            .iter()
-            .map(|&(m, e)| round_shift(i128::from(m), exp - e) as i64)
-            .collect();
+        // Norm weights within 2^24 of the largest keep every bit of their f32 value.
+        let (gamma, exp) = fixed::dyadic_common(gamma, 24);
         Norm {
             gamma,
             exp,
