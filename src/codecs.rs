@@ -185,8 +185,19 @@ impl Default for CodecOptions {
 /// a `.gguf` file or a Hugging Face directory. The fingerprint's name is the known name, or
 /// the file or directory name.
 pub fn open_llm(model: &str, backend: BackendKind, say: &dyn Fn(&str)) -> Result<Box<dyn Prior>> {
+    open_llm_named(model, None, backend, say)
+}
+
+/// [`open_llm`], with the fingerprint's name given (a decoder names the model as the file
+/// does, so a renamed copy of the same model still matches; the SHA-256 is what must agree).
+fn open_llm_named(
+    model: &str,
+    name: Option<&str>,
+    backend: BackendKind,
+    say: &dyn Fn(&str),
+) -> Result<Box<dyn Prior>> {
     let path = Path::new(model);
-    let (path, name) = if path.exists() {
+    let (path, default_name) = if path.exists() {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().trim_end_matches(".gguf").to_owned())
@@ -197,7 +208,7 @@ pub fn open_llm(model: &str, backend: BackendKind, say: &dyn Fn(&str)) -> Result
         (fetch::fetch(&known, say)?, known.name.to_owned())
     };
     say(&format!("loading {} on {backend} ...", path.display()));
-    Ok(backend::open(backend, &path, &name)?)
+    Ok(backend::open(backend, &path, name.unwrap_or(&default_name))?)
 }
 
 /// The prior a container's fingerprint names: the built-in context prior, else the LLM given
@@ -214,12 +225,12 @@ pub fn prior_for(
         return Ok(Box::new(p));
     }
     match model {
-        Some(m) => open_llm(m, backend, say),
+        Some(m) => open_llm_named(m, Some(&fingerprint.name), backend, say),
         None if fetch::known(&fingerprint.name).is_ok() => {
             open_llm(&fingerprint.name, backend, say)
         }
         None => Err(Error::PriorRequired(format!(
-            "{fingerprint}; pass --model with the .gguf file or Hugging Face directory it was made with"
+            "{fingerprint}, not a model lmgc knows by name: pass --model with the .gguf file or Hugging Face directory"
         ))),
     }
 }
