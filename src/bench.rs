@@ -50,6 +50,10 @@ pub enum Outcome {
         encode_mb_s: f64,
         /// Raw MB per second, decompressing.
         decode_mb_s: f64,
+        /// Ideal code length in bits per value (`-Σ log2 p` under the codec's own tables, no
+        /// headers or coder overhead), for codecs that model probabilities explicitly.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        ideal_bits_per_value: Option<f64>,
     },
     /// Something failed: the codec errored or decoded to different bytes.
     Failed {
@@ -156,7 +160,9 @@ fn whole_file(
 ) -> Outcome {
     let run = || -> Result<Outcome> {
         let t0 = Instant::now();
-        let packed = choice.with(opts, |codec| container::compress(source, codec, &|_| {}))?;
+        let (packed, ideal_bits) = choice.with(opts, |codec| {
+            container::compress_measured(source, codec, &|_| {})
+        })?;
         let encode = t0.elapsed().as_secs_f64();
         // The bench made this file itself, so every codec may decode it.
         let limits = DecodeLimits {
@@ -194,6 +200,7 @@ fn whole_file(
             bits_per_value: packed.len() as f64 * 8.0 / values.max(1) as f64,
             encode_mb_s: mb_s(raw, encode),
             decode_mb_s: mb_s(raw, decode),
+            ideal_bits_per_value: ideal_bits.map(|b| b / values.max(1) as f64),
         })
     };
     run().unwrap_or_else(|e| Outcome::Failed {
@@ -228,6 +235,7 @@ fn chunked(
             let encoded = codec.encode(&blocks, &|_| {})?;
             let encode = t0.elapsed().as_secs_f64();
             let bytes: u64 = encoded.iter().flatten().map(|s| s.bytes.len() as u64).sum();
+            let ideal: Option<f64> = encoded.iter().flatten().map(|s| s.ideal_bits).sum();
             let coded: Vec<CodedBlock<'_>> = blocks
                 .iter()
                 .zip(&encoded)
@@ -253,6 +261,7 @@ fn chunked(
                 bits_per_value: bytes as f64 * 8.0 / values.max(1) as f64,
                 encode_mb_s: mb_s(raw, encode),
                 decode_mb_s: mb_s(raw, decode),
+                ideal_bits_per_value: ideal.map(|b| b / values.max(1) as f64),
             })
         })
     };
@@ -311,10 +320,14 @@ fn cells(o: &Outcome) -> [String; 5] {
             bits_per_value,
             encode_mb_s,
             decode_mb_s,
+            ideal_bits_per_value,
             ..
         } => [
             format!("{:.2}%", ratio * 100.0),
-            format!("{bits_per_value:.2}"),
+            match ideal_bits_per_value {
+                Some(ideal) => format!("{bits_per_value:.2} (ideal {ideal:.2})"),
+                None => format!("{bits_per_value:.2}"),
+            },
             speed(*encode_mb_s),
             speed(*decode_mb_s),
             "ok".into(),
@@ -434,6 +447,16 @@ mod tests {
                 c.codec,
                 c.chunked
             );
+        }
+        // The prior codec reports its ideal code length, below what it actually wrote.
+        let context = r.results.iter().find(|c| c.codec == "context").unwrap();
+        match &context.whole {
+            Outcome::Ok {
+                bits_per_value,
+                ideal_bits_per_value: Some(ideal),
+                ..
+            } => assert!(*ideal > 0.0 && ideal < bits_per_value, "{ideal} {bits_per_value}"),
+            other => panic!("context: {other:?}"),
         }
         assert!(r.entropy_ratio > 0.0 && r.entropy_ratio < 1.0);
         assert_eq!(r.entropy[0].bits_per_plane.len(), 4);

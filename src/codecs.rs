@@ -208,7 +208,11 @@ fn open_llm_named(
         (fetch::fetch(&known, say)?, known.name.to_owned())
     };
     say(&format!("loading {} on {backend} ...", path.display()));
-    Ok(backend::open(backend, &path, name.unwrap_or(&default_name))?)
+    Ok(backend::open(
+        backend,
+        &path,
+        name.unwrap_or(&default_name),
+    )?)
 }
 
 /// The prior a container's fingerprint names: the built-in context prior, else the LLM given

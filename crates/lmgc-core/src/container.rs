@@ -117,6 +117,16 @@ pub fn compress(
     codec: &mut dyn Codec,
     progress: &Progress<'_>,
 ) -> Result<Vec<u8>> {
+    compress_measured(source, codec, progress).map(|(bytes, _)| bytes)
+}
+
+/// [`compress`], also returning the ideal code length of all streams in bits (`-Σ log2 p`
+/// under the codec's own tables) when the codec reports one for every stream.
+pub fn compress_measured(
+    source: &SourceFile,
+    codec: &mut dyn Codec,
+    progress: &Progress<'_>,
+) -> Result<(Vec<u8>, Option<f64>)> {
     let payload = source.to_bytes();
     let mut tensors = Vec::new();
     let mut blocks = Vec::new();
@@ -183,7 +193,8 @@ pub fn compress(
     for s in encoded.iter().flatten() {
         out.extend_from_slice(&s.bytes);
     }
-    Ok(out)
+    let ideal = encoded.iter().flatten().map(|s| s.ideal_bits).sum();
+    Ok((out, ideal))
 }
 
 /// Parses and validates a container without decoding its streams.
