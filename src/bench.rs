@@ -455,7 +455,10 @@ mod tests {
                 bits_per_value,
                 ideal_bits_per_value: Some(ideal),
                 ..
-            } => assert!(*ideal > 0.0 && ideal < bits_per_value, "{ideal} {bits_per_value}"),
+            } => assert!(
+                *ideal > 0.0 && ideal < bits_per_value,
+                "{ideal} {bits_per_value}"
+            ),
             other => panic!("context: {other:?}"),
         }
         assert!(r.entropy_ratio > 0.0 && r.entropy_ratio < 1.0);
