@@ -173,7 +173,7 @@ fn whole_file(
         // A prior codec decodes with a freshly loaded prior, as a receiver would (loading is
         // not timed).
         let mut prior = match &parsed.header.codec {
-            CodecSpec::Prior(spec) => Some(prior_for(
+            CodecSpec::Prior(spec) | CodecSpec::Auto(spec) => Some(prior_for(
                 &spec.prior,
                 Some(&opts.model),
                 opts.backend,

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use lmgc_core::auto_codec::AutoCodec;
 use lmgc_core::cdf::Precision;
 use lmgc_core::classical::{Classical, ClassicalCodec};
 use lmgc_core::codec::{BytegroupCodec, Codec, PriorCodecSpec, StoreCodec};
@@ -27,6 +28,8 @@ pub enum CodecChoice {
     Context,
     /// LM-GC with an LLM prior: the integer-exact model of `lmgc-model`.
     Lm,
+    /// Per block, `lm` or `bytegroup`, whichever is smaller; never larger than `bytegroup`.
+    Auto,
     /// A classical baseline.
     Classical(Classical),
 }
@@ -45,7 +48,7 @@ impl CodecChoice {
     /// best of the paper's formats, docs/perf.md), the paper's `hex-none` otherwise.
     pub fn default_format(self) -> SerializerSpec {
         match self {
-            CodecChoice::Lm => "hex-space-be".parse().expect("a valid spec"),
+            CodecChoice::Lm | CodecChoice::Auto => "hex-space-be".parse().expect("a valid spec"),
             _ => SerializerSpec::default(),
         }
     }
@@ -71,7 +74,7 @@ impl CodecChoice {
                 c.available()?;
                 f(&mut ClassicalCodec(c))
             }
-            CodecChoice::Context | CodecChoice::Lm => {
+            CodecChoice::Context | CodecChoice::Lm | CodecChoice::Auto => {
                 let mut prior: Box<dyn Prior> = match self {
                     CodecChoice::Context => Box::new(ContextPrior::new(options.order)?),
                     _ => open_llm(&options.model, options.backend, &*options.say)?,
@@ -83,7 +86,14 @@ impl CodecChoice {
                     precision: options.precision,
                     mask: options.mask,
                 };
-                f(&mut PriorCodec::new(&mut *prior, spec, options.batch)?)
+                let codec = PriorCodec::new(&mut *prior, spec, options.batch)?;
+                match self {
+                    CodecChoice::Auto => f(&mut AutoCodec::new(codec)),
+                    _ => {
+                        let mut codec = codec;
+                        f(&mut codec)
+                    }
+                }
             }
         }
     }
@@ -96,6 +106,7 @@ impl fmt::Display for CodecChoice {
             CodecChoice::Bytegroup => f.write_str("bytegroup"),
             CodecChoice::Context => f.write_str("context"),
             CodecChoice::Lm => f.write_str("lm"),
+            CodecChoice::Auto => f.write_str("auto"),
             CodecChoice::Classical(c) => f.write_str(&c.name()),
         }
     }
@@ -109,12 +120,13 @@ impl FromStr for CodecChoice {
             "bytegroup" => Ok(CodecChoice::Bytegroup),
             "context" => Ok(CodecChoice::Context),
             "lm" => Ok(CodecChoice::Lm),
+            "auto" => Ok(CodecChoice::Auto),
             _ => Classical::from_name(s)
                 .map(CodecChoice::Classical)
                 .ok_or_else(|| Error::InvalidArgument {
                     what: "codec",
                     reason: format!(
-                        "{s:?}; choose from {}, lm (or `all` for bench: every codec but lm)",
+                        "{s:?}; choose from {}, lm, auto (or `all` for bench: every codec but lm and auto)",
                         Self::all()
                             .iter()
                             .map(ToString::to_string)
@@ -251,6 +263,7 @@ mod tests {
         assert!("zip".parse::<CodecChoice>().is_err());
         assert_eq!("lm".parse::<CodecChoice>().unwrap(), CodecChoice::Lm);
         assert_eq!(CodecChoice::Lm.to_string(), "lm");
+        assert_eq!("auto".parse::<CodecChoice>().unwrap(), CodecChoice::Auto);
         assert_eq!(CodecChoice::parse_list("zstd, xz9").unwrap().len(), 2);
     }
 }

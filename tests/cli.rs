@@ -496,4 +496,38 @@ fn lm_codec_round_trips_with_the_default_model() {
         s(&other),
     ]);
     assert!(!again.exists());
+    // auto: lm or bytegroup per block, never larger than bytegroup, decodes exactly.
+    let auto = dir.path().join("g.auto.lmgc");
+    let grouped = dir.path().join("g.bg.lmgc");
+    ok(&[
+        "-q",
+        "compress",
+        s(&input),
+        "-o",
+        s(&auto),
+        "--codec",
+        "auto",
+        "--window",
+        "96",
+    ]);
+    ok(&[
+        "-q",
+        "compress",
+        s(&input),
+        "-o",
+        s(&grouped),
+        "--codec",
+        "bytegroup",
+    ]);
+    let (auto_len, bg_len) = (
+        std::fs::metadata(&auto).unwrap().len(),
+        std::fs::metadata(&grouped).unwrap().len(),
+    );
+    assert!(auto_len <= bg_len, "auto {auto_len} > bytegroup {bg_len}");
+    let from_auto = dir.path().join("auto.npy");
+    ok(&["-q", "decompress", s(&auto), "-o", s(&from_auto)]);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read(&from_auto).unwrap()
+    );
 }

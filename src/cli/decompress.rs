@@ -37,7 +37,7 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
     // A prior codec other than the built-in one needs its model: the one --model names, or the
     // known model the file's fingerprint names (fetched if missing).
     let mut prior = match &parsed.header.codec {
-        CodecSpec::Prior(spec) => Some(prior_for(
+        CodecSpec::Prior(spec) | CodecSpec::Auto(spec) => Some(prior_for(
             &spec.prior,
             a.model.model.as_deref(),
             a.model.backend()?,

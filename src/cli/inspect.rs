@@ -41,7 +41,7 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
         })
         .collect();
     let prior = match &h.codec {
-        CodecSpec::Prior(p) => Some(json!({
+        CodecSpec::Prior(p) | CodecSpec::Auto(p) => Some(json!({
             "fingerprint": p.prior.to_string(), "serializer": p.serializer.to_string(), "window": p.window,
             "precision": p.precision.bits(), "mask": p.mask,
         })),

@@ -26,6 +26,9 @@ pub enum CodecSpec {
     Prior(PriorCodecSpec),
     /// A classical baseline ([`crate::classical`]).
     Classical(Classical),
+    /// Per block, the prior codec with these parameters or `bytegroup`, whichever was
+    /// smaller ([`crate::auto_codec`]). Appended last: earlier variants keep their encoding.
+    Auto(PriorCodecSpec),
 }
 
 /// Parameters of the prior (LM-GC) codec.
@@ -54,6 +57,7 @@ impl CodecSpec {
             CodecSpec::Bytegroup => "bytegroup".into(),
             CodecSpec::Prior(p) => format!("prior:{}", p.prior.name),
             CodecSpec::Classical(c) => c.name(),
+            CodecSpec::Auto(p) => format!("auto:{}", p.prior.name),
         }
     }
 
@@ -67,6 +71,25 @@ impl CodecSpec {
             )))
         };
         match self {
+            CodecSpec::Auto(p) => {
+                let Some((first, rest)) = streams.split_first() else {
+                    return bad("no selector".into());
+                };
+                let inner = match *first {
+                    StreamEntry {
+                        coded_len: 0,
+                        span: 0,
+                        symbols: crate::auto_codec::BYTEGROUP,
+                    } => CodecSpec::Bytegroup,
+                    StreamEntry {
+                        coded_len: 0,
+                        span: 0,
+                        symbols: crate::auto_codec::PRIOR,
+                    } => CodecSpec::Prior(p.clone()),
+                    other => return bad(format!("bad selector {other:?}")),
+                };
+                return inner.check_block(dtype, len, rest);
+            }
             CodecSpec::Classical(_) => {
                 let expected: &[u64] = if len == 0 { &[] } else { &[len] };
                 if streams.iter().map(|s| s.span).ne(expected.iter().copied())

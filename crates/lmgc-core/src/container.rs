@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
 
+use crate::auto_codec::AutoCodec;
 use crate::classical::ClassicalCodec;
 use crate::codec::{
     Block, BytegroupCodec, Codec, CodecSpec, CodedBlock, Progress, StoreCodec, StreamEntry,
@@ -390,7 +391,7 @@ impl Container<'_> {
             CodecSpec::Store => StoreCodec.decode(&blocks, progress)?,
             CodecSpec::Bytegroup => BytegroupCodec.decode(&blocks, progress)?,
             CodecSpec::Classical(c) => ClassicalCodec(*c).decode(&blocks, progress)?,
-            CodecSpec::Prior(spec) => {
+            CodecSpec::Prior(spec) | CodecSpec::Auto(spec) => {
                 let mut builtin;
                 let prior: &mut dyn Prior =
                     match (ContextPrior::from_fingerprint(&spec.prior), prior) {
@@ -401,7 +402,13 @@ impl Container<'_> {
                         (None, Some(p)) => p,
                         (None, None) => return Err(Error::PriorRequired(spec.prior.to_string())),
                     };
-                PriorCodec::new(prior, spec.clone(), batch)?.decode(&blocks, progress)?
+                let codec = PriorCodec::new(prior, spec.clone(), batch)?;
+                if matches!(self.header.codec, CodecSpec::Auto(_)) {
+                    AutoCodec::new(codec).decode(&blocks, progress)?
+                } else {
+                    let mut codec = codec;
+                    codec.decode(&blocks, progress)?
+                }
             }
         };
         let mut out = Vec::with_capacity(self.header.payload_len as usize);

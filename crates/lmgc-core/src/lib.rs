@@ -36,6 +36,7 @@
 //! ```
 
 pub mod adaptive;
+pub mod auto_codec;
 pub mod bytegroup;
 pub mod cdf;
 pub mod classical;
