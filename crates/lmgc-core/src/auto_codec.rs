@@ -88,7 +88,10 @@ impl Codec for AutoCodec<'_> {
             CodecSpec::Prior(p) => CodecSpec::Auto(p),
             other => return Err(Error::Internal(format!("auto over {}", other.name()))),
         };
-        let overhead = spec_len(&auto_spec) - spec_len(&CodecSpec::Bytegroup) + sel * blocks.len();
+        // Each block pays its selector, and the length prefix of its entry list may grow by up
+        // to two varint bytes (more entries); the codec description is larger too.
+        let overhead =
+            spec_len(&auto_spec) - spec_len(&CodecSpec::Bytegroup) + (sel + 2) * blocks.len();
         if saved <= overhead {
             self.spec = CodecSpec::Bytegroup;
             return Ok(grouped);
