@@ -213,6 +213,7 @@ fn assemble(
 ) -> Result<LlamaWeights> {
     let c = &config;
     let kv = c.n_kv_heads * c.head_dim();
+    let has_head = t.contains_key("lm_head.weight");
     let mut take = |name: &str, rows: usize, cols: usize| -> Result<Matrix> {
         let m = t
             .remove(name)
@@ -254,11 +255,12 @@ fn assemble(
     }
     let embedding = take("model.embed_tokens.weight", c.vocab, d)?;
     let out_norm = take("model.norm.weight", d, 1)?.data().to_vec();
-    let has_head = take("lm_head.weight", c.vocab, d);
-    let output = match (tied, has_head) {
-        (_, Ok(head)) => Some(head),
-        (true, Err(_)) => None,
-        (false, Err(e)) => return Err(e),
+    // A tied model may still ship lm_head (a copy of the embedding); if present it must
+    // have the right shape either way.
+    let output = if tied && !has_head {
+        None
+    } else {
+        Some(take("lm_head.weight", c.vocab, d)?)
     };
     Ok(LlamaWeights {
         config,

@@ -260,6 +260,16 @@ fn hostile_directories_are_errors() {
     )
     .unwrap();
     assert!(load_dir(dir.path()).is_err());
+    // Tied but shipping lm_head anyway (a copy): loads, using the shipped head.
+    std::fs::write(
+        &cfg,
+        good.replace(
+            "\"tie_word_embeddings\":false",
+            "\"tie_word_embeddings\":true",
+        ),
+    )
+    .unwrap();
+    assert!(load_dir(dir.path()).unwrap().weights.output.is_some());
     std::fs::write(&cfg, "{not json").unwrap();
     assert!(load_dir(dir.path()).is_err());
 }
