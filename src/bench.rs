@@ -32,6 +32,9 @@ pub struct BenchOptions {
     pub codec_options: CodecOptions,
     /// Also measure the paper's chunked accounting with chunks of this many bytes.
     pub chunk: Option<usize>,
+    /// Skip decoding (sizes and ideal lengths only): for ablations of slow prior codecs whose
+    /// round trip is proven elsewhere. The table says so in its round-trip column.
+    pub encode_only: bool,
 }
 
 /// Outcome of one measurement.
@@ -48,8 +51,8 @@ pub enum Outcome {
         bits_per_value: f64,
         /// Raw MB (10^6 bytes) per second, compressing.
         encode_mb_s: f64,
-        /// Raw MB per second, decompressing.
-        decode_mb_s: f64,
+        /// Raw MB per second, decompressing (`None`: not decoded, `--encode-only`).
+        decode_mb_s: Option<f64>,
         /// Ideal code length in bits per value (`-Σ log2 p` under the codec's own tables, no
         /// headers or coder overhead), for codecs that model probabilities explicitly.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -157,6 +160,7 @@ fn whole_file(
     values: u64,
     choice: CodecChoice,
     opts: &CodecOptions,
+    encode_only: bool,
 ) -> Outcome {
     let run = || -> Result<Outcome> {
         let t0 = Instant::now();
@@ -164,6 +168,18 @@ fn whole_file(
             container::compress_measured(source, codec, &|_| {})
         })?;
         let encode = t0.elapsed().as_secs_f64();
+        let raw = payload.len() as u64;
+        let ok = |decode_mb_s| Outcome::Ok {
+            bytes: packed.len() as u64,
+            ratio: packed.len() as f64 / raw.max(1) as f64,
+            bits_per_value: packed.len() as f64 * 8.0 / values.max(1) as f64,
+            encode_mb_s: mb_s(raw, encode),
+            decode_mb_s,
+            ideal_bits_per_value: ideal_bits.map(|b| b / values.max(1) as f64),
+        };
+        if encode_only {
+            return Ok(ok(None));
+        }
         // The bench made this file itself, so every codec may decode it.
         let limits = DecodeLimits {
             max_output: payload.len() as u64,
@@ -193,15 +209,7 @@ fn whole_file(
                 reason: "decoded bytes differ from the input".into(),
             });
         }
-        let raw = payload.len() as u64;
-        Ok(Outcome::Ok {
-            bytes: packed.len() as u64,
-            ratio: packed.len() as f64 / raw.max(1) as f64,
-            bits_per_value: packed.len() as f64 * 8.0 / values.max(1) as f64,
-            encode_mb_s: mb_s(raw, encode),
-            decode_mb_s: mb_s(raw, decode),
-            ideal_bits_per_value: ideal_bits.map(|b| b / values.max(1) as f64),
-        })
+        Ok(ok(Some(mb_s(raw, decode))))
     };
     run().unwrap_or_else(|e| Outcome::Failed {
         reason: e.to_string(),
@@ -260,7 +268,7 @@ fn chunked(
                 ratio: bytes as f64 / raw.max(1) as f64,
                 bits_per_value: bytes as f64 * 8.0 / values.max(1) as f64,
                 encode_mb_s: mb_s(raw, encode),
-                decode_mb_s: mb_s(raw, decode),
+                decode_mb_s: Some(mb_s(raw, decode)),
                 ideal_bits_per_value: ideal.map(|b| b / values.max(1) as f64),
             })
         })
@@ -295,7 +303,14 @@ pub fn bench_file(
             tick(&choice.to_string());
             CodecResult {
                 codec: choice.to_string(),
-                whole: whole_file(source, &payload, values, choice, &opts.codec_options),
+                whole: whole_file(
+                    source,
+                    &payload,
+                    values,
+                    choice,
+                    &opts.codec_options,
+                    opts.encode_only,
+                ),
                 chunked: opts
                     .chunk
                     .map(|c| chunked(source, c, values, choice, &opts.codec_options)),
@@ -329,8 +344,12 @@ fn cells(o: &Outcome) -> [String; 5] {
                 None => format!("{bits_per_value:.2}"),
             },
             speed(*encode_mb_s),
-            speed(*decode_mb_s),
-            "ok".into(),
+            decode_mb_s.map_or("-".into(), speed),
+            if decode_mb_s.is_some() {
+                "ok".into()
+            } else {
+                "not run (--encode-only)".into()
+            },
         ],
         Outcome::Failed { reason } => [
             "FAILED".into(),
@@ -431,6 +450,7 @@ mod tests {
                 ..Default::default()
             },
             chunk: Some(512),
+            encode_only: false,
         };
         let r = bench_file("sample", &src, &opts, &|_| {});
         assert_eq!(r.results.len(), codecs.len());
@@ -483,6 +503,7 @@ mod tests {
                     ..Default::default()
                 },
                 chunk: None,
+                encode_only: false,
             },
             &|_| {},
         );

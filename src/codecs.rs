@@ -44,11 +44,12 @@ impl CodecChoice {
         v
     }
 
-    /// The serializer a prior codec uses when none is given: `hex-space-be` for the LLM (the
-    /// best of the paper's formats, docs/perf.md), the paper's `hex-none` otherwise.
+    /// The serializer a prior codec uses when none is given: `hex-comma-be` for the LLM (the
+    /// best format of the ablations in docs/perf.md, on MLP and ConvNet gradients), the
+    /// paper's `hex-none` otherwise.
     pub fn default_format(self) -> SerializerSpec {
         match self {
-            CodecChoice::Lm | CodecChoice::Auto => "hex-space-be".parse().expect("a valid spec"),
+            CodecChoice::Lm | CodecChoice::Auto => "hex-comma-be".parse().expect("a valid spec"),
             _ => SerializerSpec::default(),
         }
     }
@@ -86,7 +87,8 @@ impl CodecChoice {
                     precision: options.precision,
                     mask: options.mask,
                 };
-                let codec = PriorCodec::new(&mut *prior, spec, options.batch)?;
+                let codec =
+                    PriorCodec::new(&mut *prior, spec, options.batch)?.with_lanes(options.lanes);
                 match self {
                     CodecChoice::Auto => f(&mut AutoCodec::new(codec)),
                     _ => {
@@ -147,6 +149,8 @@ pub struct CodecOptions {
     pub window: u32,
     /// Windows per prior call.
     pub batch: usize,
+    /// Streams (lanes) per block for prior codecs; `None`: [`lmgc_core::prior_codec::lane_count`].
+    pub lanes: Option<usize>,
     /// Table precision.
     pub precision: Precision,
     /// Alphabet mask on.
@@ -168,6 +172,7 @@ impl fmt::Debug for CodecOptions {
             .field("format", &self.format)
             .field("window", &self.window)
             .field("batch", &self.batch)
+            .field("lanes", &self.lanes)
             .field("precision", &self.precision)
             .field("mask", &self.mask)
             .field("order", &self.order)
@@ -183,6 +188,7 @@ impl Default for CodecOptions {
             format: None,
             window: 2048,
             batch: DEFAULT_BATCH,
+            lanes: None,
             precision: Precision::MAX,
             mask: true,
             order: 3,

@@ -8,11 +8,13 @@
 //!
 //! - [`core`]: tensor I/O, serializers, integer CDFs, range coder, codecs, `.lmgc` container.
 //! - [`model`]: GGUF models, tokenizers and the default model's fetcher (the LLM prior in progress).
+//! - [`train`]: CIFAR-10, the paper's ConvNet on burn, gradient collection.
 //! - [`codecs`]: every codec by name, for the CLI and the benchmark.
 //! - [`bench`]: `lmgc bench`, every codec side by side on the same files.
 
 pub use lmgc_core as core;
 pub use lmgc_model as model;
+pub use lmgc_train as train;
 
 pub mod bench;
 pub mod codecs;

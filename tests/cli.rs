@@ -108,6 +108,57 @@ fn real_gradients_round_trip_bit_exactly() {
     assert!(summary["ratio"].as_f64().unwrap() < 0.9, "{summary}");
 }
 
+/// `lmgc collect` trains the paper's ConvNet (a tiny run) and writes gradient files that
+/// every codec round-trips.
+#[test]
+fn collect_writes_convnet_gradients() {
+    let Some(data) = std::env::var_os("LMGC_CIFAR10_DIR").map(PathBuf::from) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set LMGC_CIFAR10_DIR"
+        );
+        eprintln!("skipped: set LMGC_CIFAR10_DIR to a CIFAR-10 binary directory");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let grads = dir.path().join("grads");
+    let out = ok(&[
+        "collect",
+        "-o",
+        s(&grads),
+        "--data-dir",
+        s(&data),
+        "--steps",
+        "2",
+        "--every",
+        "1",
+        "--batch",
+        "4",
+        "--max-images",
+        "8",
+        "--eval",
+        "8",
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files"].as_array().unwrap().len(), 2, "{summary}");
+    let acc = summary["test_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let file = grads.join("step000001.safetensors");
+    let g = lmgc::core::io::read_safetensors(&file).unwrap();
+    let conv = g
+        .tensors()
+        .iter()
+        .find(|t| t.name() == "features.4.weight")
+        .unwrap();
+    assert_eq!(conv.shape(), [128, 128, 3, 3]);
+    assert!(conv.data().chunks_exact(4).any(|b| b != [0; 4]));
+    round_trip_all_codecs(&file, dir.path());
+    let e = lmgc(&["collect", "-o", s(&grads), "--data-dir", s(dir.path())]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&e.stderr).contains("LMGC_CIFAR10_DIR"));
+}
+
 #[test]
 fn special_values_all_dtypes_npy_and_raw() {
     let dir = tempfile::tempdir().unwrap();
@@ -466,7 +517,7 @@ fn lm_codec_round_trips_with_the_default_model() {
     ]);
     let info = String::from_utf8(ok(&["inspect", s(&packed), "--streams"]).stdout).unwrap();
     assert!(
-        info.contains("smollm2-135m") && info.contains("hex-space-be"),
+        info.contains("smollm2-135m") && info.contains("hex-comma-be"),
         "{info}"
     );
     assert!(info.matches("stream ").count() >= 3, "{info}");

@@ -12,6 +12,7 @@ pub fn run(a: BenchArgs, out: Output) -> anyhow::Result<()> {
         codecs: CodecChoice::parse_list(&a.codecs)?,
         codec_options: a.codec.options(out.quiet || out.json)?,
         chunk: a.chunked,
+        encode_only: a.encode_only,
     };
     if a.chunked == Some(0) {
         anyhow::bail!("--chunked needs a positive number of bytes");

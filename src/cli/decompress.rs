@@ -45,12 +45,28 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
         )?),
         _ => None,
     };
-    let pb = progress::bar(parsed.header.payload_len, "decompress", out);
+    // Prior codecs: a bar in tokens (tokens/s is what the model's speed is quoted in), moved
+    // by decoded bytes scaled with the header's token count.
+    let tokens = progress::prior_tokens(&parsed.header);
+    let total = parsed.header.payload_len;
+    let pb = match tokens {
+        Some(t) => progress::tokens_bar(t, "decompress", out),
+        None => progress::bar(total, "decompress", out),
+    };
+    let done = std::sync::atomic::AtomicU64::new(0);
     let payload = parsed
         .decode_batched(
             prior.as_mut().map(|p| &mut **p as &mut dyn Prior),
             a.batch,
-            &|n| pb.inc(n),
+            &|n| {
+                let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+                match tokens {
+                    Some(t) => pb.set_position(
+                        (u128::from(so_far) * u128::from(t) / u128::from(total.max(1))) as u64,
+                    ),
+                    None => pb.inc(n),
+                }
+            },
         )
         .with_context(|| format!("decoding {}", a.input.display()))?;
     pb.finish_and_clear();
@@ -62,14 +78,19 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
         super::print_json(&json!({
             "input": a.input, "output": output, "codec": parsed.header.codec.name(),
             "bytes": payload.len(), "seconds": seconds, "mb_per_s": payload.len() as f64 / 1e6 / seconds.max(1e-9),
+            "tokens": tokens, "tokens_per_s": tokens.map(|t| t as f64 / seconds.max(1e-9)),
         }));
     } else if !out.quiet {
         eprintln!(
-            "{} -> {}: {} bytes, checksum ok, {:.1} MB/s",
+            "{} -> {}: {} bytes, checksum ok, {:.1} MB/s{}",
             a.input.display(),
             output.display(),
             payload.len(),
-            payload.len() as f64 / 1e6 / seconds.max(1e-9)
+            payload.len() as f64 / 1e6 / seconds.max(1e-9),
+            tokens.map_or(String::new(), |t| format!(
+                ", {t} tokens at {:.0} tokens/s",
+                t as f64 / seconds.max(1e-9)
+            ))
         );
     }
     Ok(())

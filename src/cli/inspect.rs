@@ -22,6 +22,11 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
     .with_context(|| format!("reading {}", a.input.display()))?;
     let h = &c.header;
     let checksum: String = h.checksum.iter().map(|b| format!("{b:02x}")).collect();
+    // Prior codecs: a stream (lane) is a run of windows of `window - 1` tokens.
+    let per_window = match &h.codec {
+        CodecSpec::Prior(p) | CodecSpec::Auto(p) => Some(u64::from(p.window.max(2) - 1)),
+        _ => None,
+    };
     let blocks: Vec<serde_json::Value> = h
         .blocks
         .iter()
@@ -35,7 +40,9 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
                 "bits_per_value": if values > 0 { Some(coded as f64 * 8.0 / values as f64) } else { None },
                 "streams": b.streams.iter().map(|s| json!({
                     "coded_bytes": s.coded_len, "symbols": s.symbols, "span": s.span,
+                    "windows": per_window.filter(|_| s.coded_len > 0).map(|w| s.symbols.div_ceil(w)),
                     "bits_per_symbol": if s.symbols > 0 { Some(s.coded_len as f64 * 8.0 / s.symbols as f64) } else { None },
+                    "chars_per_symbol": if s.symbols > 0 { Some(s.span as f64 / s.symbols as f64) } else { None },
                 })).collect::<Vec<_>>(),
             })
         })
@@ -105,8 +112,11 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
         );
         if a.streams {
             for (i, s) in b["streams"].as_array().into_iter().flatten().enumerate() {
+                let windows = s["windows"]
+                    .as_u64()
+                    .map_or(String::new(), |w| format!("{w:>4} windows, "));
                 println!(
-                    "    stream {i:>5}: {:>10} coded bytes, {:>10} symbols over {:>10} bytes/chars, {} bits/symbol",
+                    "    stream {i:>5}: {windows}{:>10} coded bytes, {:>10} symbols over {:>10} bytes/chars, {} bits/symbol",
                     s["coded_bytes"].as_u64().unwrap_or_default(),
                     s["symbols"].as_u64().unwrap_or_default(),
                     s["span"].as_u64().unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod bench;
+mod collect;
 mod compress;
 mod decompress;
 mod inspect;
@@ -36,6 +37,50 @@ enum Command {
     /// Fetch and describe models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Train the LM-GC paper's ConvNet on CIFAR-10 with the paper's settings and save the raw
+    /// gradients (before each optimizer step) as safetensors: the benchmark corpus.
+    Collect(CollectArgs),
+}
+
+#[derive(Debug, Args)]
+struct CollectArgs {
+    /// Directory for the gradient files (step000000.safetensors, …).
+    #[arg(short, long)]
+    out: PathBuf,
+    /// CIFAR-10 directory [default: $LMGC_CIFAR10_DIR, then the cache directory].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Optimizer steps (the cosine learning-rate schedule spans them).
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// Save the gradient of every N-th step, starting with step 0.
+    #[arg(long, default_value_t = 50)]
+    every: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Peak learning rate (SGD, momentum 0.9, weight decay 5e-4, cosine schedule); the
+    /// paper's 0.1 kills this ConvNet's ReLUs within 40 steps (docs/perf.md).
+    #[arg(long, default_value_t = 0.03)]
+    lr: f64,
+    /// No random crop and flip.
+    #[arg(long)]
+    no_augment: bool,
+    /// Seed of the initialization, shuffle and augmentation.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train on at most this many images (0: all found).
+    #[arg(long, default_value_t = 0)]
+    max_images: usize,
+    /// Test images to measure accuracy on at the end (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    eval: usize,
+    /// Backend: ndarray, wgpu or cuda (the latter two need the build features).
+    #[arg(long, default_value = "ndarray")]
+    backend: String,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,7 +176,7 @@ enum ModelCommand {
 #[derive(Debug, Args)]
 struct CodecArgs {
     /// Serializer for prior codecs: ENCODING-SEPARATOR[-gN][-le|-be], e.g. hex-none, hex-space-be
-    /// [default: hex-space-be for lm, hex-none for context].
+    /// [default: hex-comma-be for lm and auto, hex-none for context].
     #[arg(long)]
     format: Option<String>,
     /// Tokens per window for prior codecs, BOS included.
@@ -140,6 +185,10 @@ struct CodecArgs {
     /// Windows per prior call.
     #[arg(long, default_value_t = lmgc::core::prior_codec::DEFAULT_BATCH)]
     batch: usize,
+    /// Streams per tensor for prior codecs: the decoder's parallelism; each costs ~12 bytes
+    /// [default: at least 64, about 8 windows each].
+    #[arg(long)]
+    lanes: Option<usize>,
     /// Bits of probability resolution (16-24).
     #[arg(long, default_value_t = 24)]
     precision: u8,
@@ -188,6 +237,7 @@ impl CodecArgs {
             format: self.format.as_deref().map(str::parse).transpose()?,
             window: self.window,
             batch: self.batch,
+            lanes: self.lanes,
             precision: lmgc::core::cdf::Precision::new(self.precision)?,
             mask: !self.no_mask,
             order: self.order,
@@ -215,6 +265,10 @@ struct BenchArgs {
     /// Write the markdown table to this file (it is printed either way).
     #[arg(long, value_name = "PATH")]
     markdown: Option<PathBuf>,
+    /// Sizes and ideal lengths only, no decoding (for ablations of the slow LLM codec; the
+    /// round-trip column then says "not run").
+    #[arg(long)]
+    encode_only: bool,
     #[command(flatten)]
     codec: CodecArgs,
 }
@@ -326,6 +380,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             inspect::run(a, out)
         }
         Command::Model(m) => model::run(m, quiet),
+        Command::Collect(a) => {
+            let out = Output {
+                quiet,
+                json: a.json,
+            };
+            collect::run(a, out)
+        }
         Command::Bench(a) => {
             let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
             bench::run(

@@ -33,3 +33,40 @@ pub fn tokens_bar(total: u64, what: &str, out: Output) -> ProgressBar {
     );
     pb
 }
+
+/// A bar counting training steps, with steps/s, ETA and the latest loss.
+pub fn steps_bar(total: u64, what: &str, out: Output) -> ProgressBar {
+    let pb = bar(total, what, out);
+    pb.set_style(
+        ProgressStyle::with_template("[{bar:30}] {pos}/{len} steps {per_sec} ETA {eta} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Tokens a prior codec coded into a container (`None` for other codecs): the sum of its
+/// streams' symbols (an `auto` block's selector and bytegroup streams are not tokens).
+pub fn prior_tokens(h: &lmgc::core::container::Header) -> Option<u64> {
+    use lmgc::core::codec::CodecSpec;
+    match &h.codec {
+        CodecSpec::Prior(_) => Some(
+            h.blocks
+                .iter()
+                .flat_map(|b| &b.streams)
+                .map(|s| s.symbols)
+                .sum(),
+        ),
+        CodecSpec::Auto(_) => Some(
+            h.blocks
+                .iter()
+                .filter(|b| {
+                    b.streams.first().map(|s| s.symbols) == Some(lmgc::core::auto_codec::PRIOR)
+                })
+                .flat_map(|b| &b.streams[1..])
+                .map(|s| s.symbols)
+                .sum(),
+        ),
+        _ => None,
+    }
+}

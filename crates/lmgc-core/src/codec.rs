@@ -130,13 +130,9 @@ impl CodecSpec {
                 let text = p.serializer.text_len(dtype.width(), len);
                 let mut sum = 0u64;
                 for s in streams {
-                    if s.symbols == 0
-                        || s.symbols > s.span
-                        || s.symbols > u64::from(p.window - 1)
-                        || s.coded_len % 4 != 0
-                    {
+                    if s.symbols == 0 || s.symbols > s.span || s.coded_len % 4 != 0 {
                         return bad(format!(
-                            "window of {} tokens over {} characters",
+                            "stream of {} tokens over {} characters",
                             s.symbols, s.span
                         ));
                     }

@@ -37,23 +37,45 @@ impl EntropyModel<CODER_PRECISION> for Model<'_> {
     type Probability = u32;
 }
 
-impl EncoderModel<CODER_PRECISION> for Model<'_> {
-    fn left_cumulative_and_probability(
-        &self,
-        symbol: impl Borrow<usize>,
-    ) -> Option<(u32, NonZeroU32)> {
-        let s = *symbol.borrow();
-        let f = NonZeroU32::new(self.table.frequency(s) << self.shift)?;
-        Some((self.table.cumulative(s) << self.shift, f))
-    }
-}
-
 impl DecoderModel<CODER_PRECISION> for Model<'_> {
     fn quantile_function(&self, quantile: u32) -> (usize, u32, NonZeroU32) {
         let (s, start, f) = self.table.lookup(quantile >> self.shift);
         // `lookup` only returns symbols of non-zero frequency.
         let f = NonZeroU32::new(f << self.shift).unwrap_or(NonZeroU32::MIN);
         (s, start << self.shift, f)
+    }
+}
+
+/// A symbol's share of the coder's range: `[cumulative, cumulative + frequency)` out of
+/// `2^24`. All an encoder needs from a table, so a table can be dropped (or never leave the
+/// device that built it) once its symbol's interval is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval {
+    /// Start of the interval, in units of `2^-24`.
+    pub cumulative: u32,
+    /// Width of the interval (> 0), in units of `2^-24`.
+    pub frequency: NonZeroU32,
+}
+
+impl Interval {
+    /// The interval of `symbol` under `table`; `None` for a symbol of frequency 0.
+    pub fn of(symbol: usize, table: &FrequencyTable) -> Option<Self> {
+        let shift = u32::from(Precision::MAX.bits() - table.precision().bits());
+        Some(Interval {
+            cumulative: table.cumulative(symbol) << shift,
+            frequency: NonZeroU32::new(table.frequency(symbol) << shift)?,
+        })
+    }
+}
+
+impl EntropyModel<CODER_PRECISION> for Interval {
+    type Symbol = ();
+    type Probability = u32;
+}
+
+impl EncoderModel<CODER_PRECISION> for Interval {
+    fn left_cumulative_and_probability(&self, _: impl Borrow<()>) -> Option<(u32, NonZeroU32)> {
+        Some((self.cumulative, self.frequency))
     }
 }
 
@@ -71,13 +93,26 @@ impl Encoder {
 
     /// Appends `symbol` under `table`. A symbol of frequency 0 is an error.
     pub fn encode(&mut self, symbol: usize, table: &FrequencyTable) -> Result<()> {
+        let interval = Interval::of(symbol, table).ok_or_else(|| {
+            Error::Internal(format!(
+                "symbol {symbol} has zero probability under its table"
+            ))
+        })?;
+        self.encode_interval(interval)
+    }
+
+    /// Appends a symbol given by its interval (see [`Interval::of`]).
+    pub fn encode_interval(&mut self, interval: Interval) -> Result<()> {
+        if u64::from(interval.cumulative) + u64::from(interval.frequency.get())
+            > 1 << CODER_PRECISION
+        {
+            return Err(Error::Internal(format!(
+                "interval {interval:?} exceeds 2^24"
+            )));
+        }
         self.inner
-            .encode_symbol(symbol, Model::new(table))
-            .map_err(|_| {
-                Error::Internal(format!(
-                    "symbol {symbol} has zero probability under its table"
-                ))
-            })
+            .encode_symbol((), interval)
+            .map_err(|e| Error::Internal(format!("range coder refused {interval:?}: {e}")))
     }
 
     /// Finishes the stream and returns its bytes.

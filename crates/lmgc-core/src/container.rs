@@ -652,4 +652,46 @@ mod tests {
             Err(Error::PriorRequired(_))
         ));
     }
+
+    /// Lanes: any lane count (one, a few, one per window, more than the decoder's batch)
+    /// decodes to the same bytes, with one flush per lane; the old layout (one window per
+    /// stream) is the special case of as many lanes as windows.
+    #[test]
+    fn any_lane_count_round_trips_and_fewer_lanes_are_smaller() {
+        let values: Vec<f32> = (0..700)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let g = Gradient::new(vec![Tensor::from_f32("w", &values)]).unwrap();
+        let src = SourceFile::parse(Format::Safetensors, &safetensors_bytes(&g)).unwrap();
+        let mut prior = ContextPrior::new(2).unwrap();
+        let spec = PriorCodecSpec {
+            prior: prior.fingerprint(),
+            serializer: "hex-space-be".parse().unwrap(),
+            window: 48,
+            precision: Default::default(),
+            mask: true,
+        };
+        let mut sizes = Vec::new();
+        for lanes in [Some(1), Some(3), None, Some(100_000)] {
+            let mut codec = PriorCodec::new(&mut prior, spec.clone(), 4)
+                .unwrap()
+                .with_lanes(lanes);
+            let packed = compress(&src, &mut codec, &|_| {}).unwrap();
+            let c = parse(&packed, &DecodeLimits::default()).unwrap();
+            let streams = c.coded_blocks()[1].streams.len(); // block 0: the file header
+            match lanes {
+                Some(1) => assert_eq!(streams, 1),
+                Some(3) => assert_eq!(streams, 3),
+                None => assert_eq!(streams, crate::prior_codec::DEFAULT_BATCH),
+                _ => assert!(streams > 100, "one per window: {streams}"),
+            }
+            for batch in [1, 2, 64] {
+                let mut other = ContextPrior::new(2).unwrap();
+                let out = c.decode_batched(Some(&mut other), batch, &|_| {}).unwrap();
+                assert_eq!(out, src.to_bytes(), "lanes {lanes:?}, batch {batch}");
+            }
+            sizes.push(packed.len());
+        }
+        assert!(sizes[0] < sizes[1] && sizes[1] < sizes[3], "{sizes:?}");
+    }
 }

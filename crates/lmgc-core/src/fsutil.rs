@@ -1,4 +1,5 @@
-//! Writing files so that a crash or an error never leaves a half-written output.
+//! Files: writing so that a crash or an error never leaves a half-written output, and the
+//! cache directory that models and datasets are kept in.
 
 use std::io::Write;
 use std::path::Path;
@@ -34,6 +35,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+/// lmgc's cache directory: `$LMGC_CACHE_DIR`, else `$XDG_CACHE_HOME/lmgc`, else
+/// `~/.cache/lmgc`; `None` when none of those variables is set.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    if let Some(d) = std::env::var_os("LMGC_CACHE_DIR") {
+        return Some(d.into());
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("lmgc"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/lmgc"))
 }
 
 #[cfg(test)]

@@ -48,16 +48,9 @@ pub fn known(name: &str) -> Result<KnownModel> {
     }
 }
 
-/// The cache directory.
+/// The cache directory ([`lmgc_core::fsutil::cache_dir`]).
 pub fn cache_dir() -> Result<PathBuf> {
-    if let Some(d) = std::env::var_os("LMGC_CACHE_DIR") {
-        return Ok(d.into());
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Ok(PathBuf::from(d).join("lmgc"));
-    }
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".cache/lmgc"))
+    lmgc_core::fsutil::cache_dir()
         .ok_or_else(|| Error::Unsupported("no cache directory: set LMGC_CACHE_DIR".into()))
 }
 
