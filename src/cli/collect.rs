@@ -19,9 +19,10 @@ pub fn run(a: CollectArgs, out: Output) -> anyhow::Result<()> {
         max_images: a.max_images,
         ..CollectConfig::default()
     };
+    // Options first: a typo should not cost loading 180 MB of images.
+    let kind: BackendKind = a.backend.parse()?;
     let dir = cifar::locate(a.data_dir.as_deref())?;
     let data = Cifar10::load(&dir)?;
-    let kind: BackendKind = a.backend.parse()?;
     if !out.quiet && !out.json {
         eprintln!(
             "CIFAR-10 from {} ({} training images in {}, {} test); ConvNet on {kind}; \

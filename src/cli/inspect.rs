@@ -38,9 +38,16 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
                 "tensor": name, "dtype": b.dtype.to_string(), "bytes": b.len, "coded_bytes": coded,
                 "ratio": coded as f64 / b.len.max(1) as f64,
                 "bits_per_value": if values > 0 { Some(coded as f64 * 8.0 / values as f64) } else { None },
-                "streams": b.streams.iter().map(|s| json!({
+                // An `auto` block's first entry is its selector; only a prior-coded block's
+                // other streams hold windows.
+                "streams": b.streams.iter().enumerate().map(|(i, s)| json!({
                     "coded_bytes": s.coded_len, "symbols": s.symbols, "span": s.span,
-                    "windows": per_window.filter(|_| s.coded_len > 0).map(|w| s.symbols.div_ceil(w)),
+                    "windows": per_window
+                        .filter(|_| match &h.codec {
+                            CodecSpec::Auto(_) => i > 0 && b.streams[0].symbols == lmgc::core::auto_codec::PRIOR,
+                            _ => true,
+                        })
+                        .map(|w| s.symbols.div_ceil(w)),
                     "bits_per_symbol": if s.symbols > 0 { Some(s.coded_len as f64 * 8.0 / s.symbols as f64) } else { None },
                     "chars_per_symbol": if s.symbols > 0 { Some(s.span as f64 / s.symbols as f64) } else { None },
                 })).collect::<Vec<_>>(),

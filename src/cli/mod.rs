@@ -237,7 +237,15 @@ impl CodecArgs {
             format: self.format.as_deref().map(str::parse).transpose()?,
             window: self.window,
             batch: self.batch,
-            lanes: self.lanes,
+            lanes: match self.lanes {
+                Some(0) => {
+                    return Err(lmgc::core::Error::InvalidArgument {
+                        what: "--lanes",
+                        reason: "0; give at least 1 stream per tensor, or leave it out".into(),
+                    });
+                }
+                n => n,
+            },
             precision: lmgc::core::cdf::Precision::new(self.precision)?,
             mask: !self.no_mask,
             order: self.order,

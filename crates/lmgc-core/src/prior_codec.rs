@@ -168,47 +168,56 @@ impl Codec for PriorCodec<'_> {
             }));
             windows.extend(ws);
         }
-        // Each window's intervals and ideal bits, in batches of windows; the model's order
-        // of visits does not matter since nothing is coded until a window is complete.
+        // Each batch's intervals and ideal bits; the model may visit its windows in any
+        // order. Lanes are contiguous runs of windows in window order, so once a batch is
+        // scored its windows go, in order, into the open lane's coder and are freed: memory
+        // holds one batch of intervals, not the file's.
         let chars_per_byte = self.spec.serializer.chars_per_byte() as u64;
-        let mut intervals: Vec<Vec<Interval>> = vec![Vec::new(); windows.len()];
-        let mut ideal = vec![0f64; windows.len()];
+        let mut out: Vec<Vec<EncodedStream>> = vec![Vec::new(); blocks.len()];
+        let mut lanes = lanes.into_iter();
+        let mut lane = lanes.next();
+        let (mut enc, mut lane_bits) = (Encoder::new(), 0f64);
         for (c, batch) in windows.chunks(self.batch).enumerate() {
             let first = c * self.batch;
             let refs: Vec<&[TokenId]> = batch.iter().map(|w| &w.tokens[..]).collect();
-            for (w, win) in batch.iter().enumerate() {
-                intervals[first + w].reserve_exact(win.tokens.len() - 1);
-            }
+            let mut intervals: Vec<Vec<Interval>> = batch
+                .iter()
+                .map(|w| Vec::with_capacity(w.tokens.len() - 1))
+                .collect();
+            let mut ideal = vec![0f64; batch.len()];
             self.prior.prefill(&refs, &self.table, &mut |w, t, table| {
                 let token = refs[w][t] as usize;
-                ideal[first + w] += table.cost_bits(token);
+                ideal[w] += table.cost_bits(token);
                 let iv = Interval::of(token, table).ok_or_else(|| {
                     Error::Prior(format!("token {token} has zero probability (is the alphabet mask right for this serializer?)"))
                 })?;
-                intervals[first + w].push(iv);
+                intervals[w].push(iv);
                 Ok(())
             })?;
-            for w in batch {
-                progress(w.span / chars_per_byte.max(1));
+            for (w, (ivs, bits)) in intervals.iter().zip(ideal).enumerate() {
+                for iv in ivs {
+                    enc.encode_interval(*iv)?;
+                }
+                lane_bits += bits;
+                let Some((block, a, e)) = lane else {
+                    return Err(Error::Internal("a window outside every lane".into()));
+                };
+                if first + w + 1 == e {
+                    let bytes = std::mem::take(&mut enc).finish();
+                    let ws = &windows[a..e];
+                    out[block].push(EncodedStream {
+                        entry: StreamEntry {
+                            coded_len: bytes.len() as u64,
+                            symbols: ws.iter().map(|w| w.tokens.len() as u64 - 1).sum(),
+                            span: ws.iter().map(|w| w.span).sum(),
+                        },
+                        bytes,
+                        ideal_bits: Some(std::mem::take(&mut lane_bits)),
+                    });
+                    lane = lanes.next();
+                }
+                progress(batch[w].span / chars_per_byte.max(1));
             }
-        }
-        let mut out: Vec<Vec<EncodedStream>> = vec![Vec::new(); blocks.len()];
-        for (block, a, e) in lanes {
-            let mut enc = Encoder::new();
-            for iv in intervals[a..e].iter().flatten() {
-                enc.encode_interval(*iv)?;
-            }
-            let bytes = enc.finish();
-            let ws = &windows[a..e];
-            out[block].push(EncodedStream {
-                entry: StreamEntry {
-                    coded_len: bytes.len() as u64,
-                    symbols: ws.iter().map(|w| w.tokens.len() as u64 - 1).sum(),
-                    span: ws.iter().map(|w| w.span).sum(),
-                },
-                bytes,
-                ideal_bits: Some(ideal[a..e].iter().sum()),
-            });
         }
         Ok(out)
     }
@@ -238,15 +247,15 @@ impl Codec for PriorCodec<'_> {
         let bos = self.prior.bos();
         let chars_per_byte = self.spec.serializer.chars_per_byte() as u64;
         let mut tokens: Vec<Vec<TokenId>> = Vec::new();
+        // Lanes that still have windows; finished ones drop out, so the work per round is
+        // the live lanes, whatever a header says about the longest one.
+        let mut live: Vec<usize> = (0..lanes.len()).collect();
         for r in 0..rounds {
+            live.retain(|&l| lanes[l].1.symbols > r * per_window);
             // (lane, tokens of its r-th window)
-            let active: Vec<(usize, u64)> = lanes
+            let active: Vec<(usize, u64)> = live
                 .iter()
-                .enumerate()
-                .filter_map(|(l, (_, e, _))| {
-                    let left = e.symbols.saturating_sub(r * per_window);
-                    (left > 0).then_some((l, left.min(per_window)))
-                })
+                .map(|&l| (l, (lanes[l].1.symbols - r * per_window).min(per_window)))
                 .collect();
             for batch in active.chunks(self.batch) {
                 tokens.clear();

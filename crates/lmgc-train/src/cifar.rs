@@ -155,7 +155,13 @@ fn read_file(path: &Path) -> Result<Split> {
             reason: format!("{len} bytes is more than any CIFAR-10 batch file holds"),
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    // Read at most the checked size: the file may grow between the check and the read.
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(io)?, len),
+        &mut bytes,
+    )
+    .map_err(io)?;
     Split::from_records(&bytes, path)
 }
 

@@ -154,11 +154,18 @@ pub fn collect<B: AutodiffBackend>(
         let (loss, gradient, grads) = model.loss_and_gradient(x, y, step)?;
         // A collapsed network (every ReLU dead) still "trains" its classifier bias; its
         // convolution gradients are exactly zero, which would fill the corpus with zeros.
-        if gradient
+        let mut convs = gradient
             .tensors()
             .iter()
             .filter(|t| t.name().starts_with("features."))
-            .all(|t| t.data().iter().all(|&b| b == 0))
+            .peekable();
+        // Compared as floats: -0.0 is as dead as 0.0.
+        if convs.peek().is_some()
+            && convs.all(|t| {
+                t.data()
+                    .chunks_exact(4)
+                    .all(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) == 0.0)
+            })
         {
             return Err(Error::Diverged {
                 step,
