@@ -58,3 +58,21 @@ out += struct.pack('<8f', *range(8)) + b'\0' * 0
 out += struct.pack('<e', 0.5) + bytes(range(32))
 open(sys.argv[1], 'wb').write(out)
 PY
+
+# Protocol seeds for `wire`: records [kind][conn][len][postcard body] (fuzz_targets/wire.rs)
+# that authenticate two clients and walk an offer and an upload through the aggregator.
+mkdir -p fuzz/corpus/wire
+python3 - fuzz/corpus/wire <<'PY'
+import struct, sys
+d = sys.argv[1]
+def s(x): b = x.encode(); return bytes([len(b)]) + b
+tok = "0123456789abcdef0123456789abcdef"
+def hello(c): return bytes([0, 1]) + s(c) + s(tok) + bytes([1]) + s("bytegroup") + bytes([0])
+D = bytes([7]) * 32
+def offer(): return bytes([1, 0]) + D + bytes([100, 10, 5]) + struct.pack('<d', 0.0)
+def up(off): return bytes([0]) + D + bytes([off])
+def rec(kind, conn, body): return bytes([kind, conn, len(body)]) + body
+open(f'{d}/two_rounds', 'wb').write(rec(0, 0, hello("a")) + rec(0, 1, hello("b")) + rec(0, 0, offer()) + rec(2, 0, up(0)) + rec(1, 1, offer()) + rec(2, 1, up(0)) + rec(4, 0, b''))
+open(f'{d}/one_client', 'wb').write(rec(0, 0, hello("a")) + rec(4, 0, b'') * 3 + rec(0, 0, offer()) + rec(3, 0, b'') + rec(0, 2, hello("a")) + rec(0, 2, offer()) + rec(2, 2, up(0)))
+open(f'{d}/records', 'wb').write(bytes([0, 0, 4, 0, 1, 1, 97, 4, 0, 0, 3, 1, 0, 2, 2, 5, 0, 0, 0, 0, 0]))
+PY

@@ -11,10 +11,14 @@
 //! - [`train`]: CIFAR-10, the paper's ConvNet on burn, gradient collection.
 //! - [`codecs`]: every codec by name, for the CLI and the benchmark.
 //! - [`bench`]: `lmgc bench`, every codec side by side on the same files.
+//! - [`fl_transport`]: the QUIC aggregator and clients (`lmgc-fl`); [`fl`]: its codecs with
+//!   the LLM, and the trainers of `lmgc client`.
 
 pub use lmgc_core as core;
+pub use lmgc_fl as fl_transport;
 pub use lmgc_model as model;
 pub use lmgc_train as train;
 
 pub mod bench;
 pub mod codecs;
+pub mod fl;

@@ -586,3 +586,190 @@ fn lm_codec_round_trips_with_the_default_model() {
         std::fs::read(&from_auto).unwrap()
     );
 }
+
+/// A UDP port that was free a moment ago.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            ((i as u32).wrapping_mul(2_654_435_761) ^ seed.wrapping_mul(40503)) as f32
+                / u32::MAX as f32
+                - 0.5
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_and_clients_as_processes_survive_a_killed_aggregator() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = 200_000;
+    let g = |v: &[f32]| Gradient::new(vec![Tensor::from_f32("w", v)]).unwrap();
+    std::fs::write(
+        d.join("init.safetensors"),
+        safetensors_bytes(&g(&vec![0.0; n])),
+    )
+    .unwrap();
+    let (t1, t2) = ("1".repeat(32), "2".repeat(32));
+    std::fs::write(
+        d.join("tokens.txt"),
+        format!("client-1 {t1}\nclient-2 {t2}\n"),
+    )
+    .unwrap();
+    let samples = [3u64, 5];
+    for (c, client) in ["client-1", "client-2"].iter().enumerate() {
+        std::fs::create_dir_all(d.join(client)).unwrap();
+        for r in 0..2 {
+            let v = pseudo_random(n, (c * 10 + r) as u32);
+            std::fs::write(
+                d.join(client).join(format!("round-{r}.safetensors")),
+                safetensors_bytes(&g(&v)),
+            )
+            .unwrap();
+        }
+    }
+    let port = free_udp_port();
+    std::fs::write(
+        d.join("aggregator.toml"),
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\nrounds = 2\nclients_per_round = 2\nmin_clients = 2\ninitial_model = \"{}\"\ncodecs = [\"bytegroup\"]\nidle_timeout_secs = 2\nlinger_secs = 20\n[auth]\ntokens = \"{}\"\n",
+            s(&d.join("state")), s(&d.join("init.safetensors")), s(&d.join("tokens.txt"))
+        ),
+    )
+    .unwrap();
+    for (i, (client, token)) in [("client-1", &t1), ("client-2", &t2)].iter().enumerate() {
+        // client-2 uploads slowly, so the aggregator dies in the middle of its upload.
+        let rate = if i == 1 { 200_000 } else { 0 };
+        std::fs::write(
+            d.join(format!("{client}.toml")),
+            format!(
+                "server = \"127.0.0.1:{port}\"\nclient_id = \"{client}\"\ntoken = \"{token}\"\nstate_dir = \"{}\"\nmax_upload_rate = {rate}\nidle_timeout_secs = 2\nreconnect_secs = 60\n[train]\nkind = \"files\"\nupdates = \"{}/{{client}}/round-{{round}}.safetensors\"\nsamples = {}\n",
+                s(&d.join(format!("{client}-state"))), s(d), samples[i]
+            ),
+        )
+        .unwrap();
+    }
+    let bin = env!("CARGO_BIN_EXE_lmgc");
+    let serve = || {
+        Command::new(bin)
+            .args(["serve", "--config", s(&d.join("aggregator.toml"))])
+            .stderr(
+                std::fs::File::create(d.join(format!(
+                        "serve-{}.log",
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_nanos()
+                    )))
+                .unwrap(),
+            )
+            .spawn()
+            .unwrap()
+    };
+    let mut server = serve();
+    let fp_file = d.join("state/tls/fingerprint.txt");
+    wait_for("the fingerprint", || fp_file.exists());
+    let fp = std::fs::read_to_string(&fp_file).unwrap().trim().to_owned();
+    let client = |name: &str| {
+        Command::new(bin)
+            .args([
+                "client",
+                "--config",
+                s(&d.join(format!("{name}.toml"))),
+                "--server-fingerprint",
+                &fp,
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let c1 = client("client-1");
+    let c2 = client("client-2");
+    // Kill -9 the aggregator once client-1's update is accepted and client-2's is partly in.
+    let state = d.join("state/state.json");
+    wait_for("client-1 accepted and client-2 half uploaded", || {
+        let accepted = std::fs::read_to_string(&state).is_ok_and(|t| t.contains("client-1"));
+        let partial = std::fs::read_dir(d.join("state/partial"))
+            .map(|it| {
+                it.flatten()
+                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 100_000))
+            })
+            .unwrap_or(false);
+        accepted && partial
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let mut server = serve();
+    let (o1, o2) = (
+        c1.wait_with_output().unwrap(),
+        c2.wait_with_output().unwrap(),
+    );
+    let (e1, e2) = (
+        String::from_utf8_lossy(&o1.stderr),
+        String::from_utf8_lossy(&o2.stderr),
+    );
+    assert!(o1.status.success(), "{e1}");
+    assert!(o2.status.success(), "{e2}");
+    assert!(e2.contains("resuming the upload at byte"), "{e2}");
+    assert!(server.wait().unwrap().success());
+    // The final model is FedAvg of both clients' updates over both rounds, bit for bit.
+    let mut want = vec![0f32; n];
+    for r in 0..2 {
+        let (a, b) = (pseudo_random(n, r as u32), pseudo_random(n, 10 + r as u32));
+        for i in 0..n {
+            let sum = 3.0 * f64::from(a[i]) + 5.0 * f64::from(b[i]);
+            want[i] = (f64::from(want[i]) + sum / 8.0) as f32;
+        }
+    }
+    ok(&[
+        "decompress",
+        s(&d.join("state/models/global-r2.lmgc")),
+        "-o",
+        s(&d.join("final.safetensors")),
+    ]);
+    let got = lmgc::core::io::read_safetensors(&d.join("final.safetensors")).unwrap();
+    assert_eq!(got.tensors()[0].to_f32().unwrap(), want);
+    let metrics = std::fs::read_to_string(d.join("state/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 2);
+}
+
+#[test]
+fn serve_and_client_refuse_bad_configs() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.toml");
+    std::fs::write(&p, "rounds = 0\n").unwrap();
+    assert!(fails(&["serve", "--config", s(&p)]).contains("rounds"));
+    std::fs::write(&p, "rounds = 1\n").unwrap();
+    assert!(fails(&["serve", "--config", s(&p)]).contains("auth.tokens"));
+    std::fs::write(&p, "client_id = \"x\"\ntoken = \"t\"\nserver_fingerprint = \"00\"\n[train]\nkind = \"files\"\nupdates = \"u{round}\"\nsamples = 1\n").unwrap();
+    assert!(fails(&["client", "--config", s(&p)]).contains("server_fingerprint"));
+    std::fs::write(&p, "client_id = \"x\"\ntoken = \"t\"\n").unwrap();
+    assert!(
+        fails(&[
+            "client",
+            "--config",
+            s(&p),
+            "--server-fingerprint",
+            &"ab".repeat(32)
+        ])
+        .contains("[train]")
+    );
+}

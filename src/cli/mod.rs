@@ -4,6 +4,7 @@ mod bench;
 mod collect;
 mod compress;
 mod decompress;
+mod fl;
 mod inspect;
 mod model;
 mod progress;
@@ -40,6 +41,11 @@ enum Command {
     /// Train the LM-GC paper's ConvNet on CIFAR-10 with the paper's settings and save the raw
     /// gradients (before each optimizer step) as safetensors: the benchmark corpus.
     Collect(CollectArgs),
+    /// Run the federated-learning aggregator (QUIC, TLS 1.3): rounds, FedAvg, resumable
+    /// uploads, crash-safe state.
+    Serve(fl::ServeArgs),
+    /// Run a federated-learning client against an aggregator.
+    Client(fl::ClientArgs),
 }
 
 #[derive(Debug, Args)]
@@ -395,6 +401,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             collect::run(a, out)
         }
+        Command::Serve(a) => {
+            let out = Output {
+                quiet,
+                json: a.json_flag(),
+            };
+            fl::serve(a, out)
+        }
+        Command::Client(a) => {
+            let out = Output {
+                quiet,
+                json: a.json_flag(),
+            };
+            fl::client(a, out)
+        }
         Command::Bench(a) => {
             let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));
             bench::run(
@@ -412,6 +432,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     match e.downcast_ref::<lmgc::core::Error>() {
         Some(inner) if inner.is_internal() => 2,
+        _ if matches!(
+            e.downcast_ref::<lmgc_fl::Error>(),
+            Some(lmgc_fl::Error::Internal(_))
+        ) =>
+        {
+            2
+        }
         _ => 1,
     }
 }

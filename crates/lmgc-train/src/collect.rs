@@ -10,9 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::cifar::Cifar10;
@@ -131,14 +129,7 @@ pub fn collect<B: AutodiffBackend>(
     })?;
     B::seed(device, cfg.seed);
     let mut model = ConvNet::<B>::new(device);
-    let mut optim = SgdConfig::new()
-        .with_momentum(Some(
-            MomentumConfig::new()
-                .with_momentum(cfg.momentum)
-                .with_dampening(0.0),
-        ))
-        .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
-        .init::<B, ConvNet<B>>();
+    let mut optim = crate::local::sgd::<B>(cfg.momentum, cfg.weight_decay);
     let mut rng = Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut cursor = n; // forces a shuffle before the first batch

@@ -89,6 +89,86 @@ impl<B: Backend> ConvNet<B> {
         out
     }
 
+    /// Sets every parameter from `params`, named and laid out as [`ConvNet::parameters`]
+    /// returns them (a global model received from an aggregator).
+    pub fn load_parameters(mut self, params: &Gradient, device: &B::Device) -> Result<Self> {
+        let ours = self.parameters();
+        if params.tensors().len() != ours.len() {
+            return Err(Error::InvalidArgument {
+                what: "parameters",
+                reason: format!(
+                    "{} tensors given, the ConvNet has {}",
+                    params.tensors().len(),
+                    ours.len()
+                ),
+            });
+        }
+        let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+            let t = params.get(name).ok_or_else(|| Error::InvalidArgument {
+                what: "parameters",
+                reason: format!("no tensor {name:?}"),
+            })?;
+            let want: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+            match t.to_f32() {
+                Some(v) if t.shape() == want.as_slice() && t.dtype() == DType::F32 => Ok(v),
+                _ => Err(Error::InvalidArgument {
+                    what: "parameters",
+                    reason: format!(
+                        "{name}: {:?} {}, the ConvNet needs {shape:?} f32",
+                        t.shape(),
+                        t.dtype()
+                    ),
+                }),
+            }
+        };
+        fn param<B: Backend, const D: usize>(
+            v: Vec<f32>,
+            shape: [usize; D],
+            device: &B::Device,
+        ) -> Param<Tensor<B, D>> {
+            Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), device))
+        }
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let (c, n) = (4 * i, 4 * i + 1);
+            let dims = b.conv.weight.dims();
+            b.conv.weight = param(get(&format!("features.{c}.weight"), &dims)?, dims, device);
+            if let Some(bias) = &b.conv.bias {
+                let dims = bias.dims();
+                b.conv.bias = Some(param(
+                    get(&format!("features.{c}.bias"), &dims)?,
+                    dims,
+                    device,
+                ));
+            }
+            if let Some(g) = &b.norm.gamma {
+                let dims = g.dims();
+                b.norm.gamma = Some(param(
+                    get(&format!("features.{n}.weight"), &dims)?,
+                    dims,
+                    device,
+                ));
+            }
+            if let Some(beta) = &b.norm.beta {
+                let dims = beta.dims();
+                b.norm.beta = Some(param(
+                    get(&format!("features.{n}.bias"), &dims)?,
+                    dims,
+                    device,
+                ));
+            }
+        }
+        // burn stores the linear weight [in, out]; the file has PyTorch's [out, in].
+        let [inp, out] = self.classifier.weight.dims();
+        let w = get("classifier.weight", &[out, inp])?;
+        let t: Tensor<B, 2> = Tensor::from_data(TensorData::new(w, [out, inp]), device);
+        self.classifier.weight = Param::from_tensor(t.transpose());
+        if let Some(bias) = &self.classifier.bias {
+            let dims = bias.dims();
+            self.classifier.bias = Some(param(get("classifier.bias", &dims)?, dims, device));
+        }
+        Ok(self)
+    }
+
     /// Visits each parameter with its name, mapping it through `f` first (`None` skips it).
     fn for_each_param(
         &self,

@@ -6,6 +6,7 @@
 //! - [`batch`]: normalization and the paper's crop + flip augmentation;
 //! - [`convnet`]: the LM-GC paper's ConvNet on burn, its gradients named as in PyTorch;
 //! - [`collect`]: training with the paper's settings, saving raw gradients as safetensors;
+//! - [`local`]: a federated client's data shard (IID or Dirichlet) and local SGD;
 //! - [`rng`]: the seeded generator behind shuffles and augmentation.
 
 pub mod batch;
@@ -13,6 +14,7 @@ pub mod cifar;
 pub mod collect;
 pub mod convnet;
 mod error;
+pub mod local;
 pub mod rng;
 
 pub use error::{Error, Result};

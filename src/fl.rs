@@ -1,0 +1,414 @@
+//! The transport's codecs with the LLM: [`lmgc_fl::codec::UpdateCodecs`] for every codec
+//! of [`crate::codecs`], with one loaded model per prior shared by all updates, and the
+//! built-in trainers of `lmgc client`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use lmgc_core::auto_codec::AutoCodec;
+use lmgc_core::codec::{CodecSpec, PriorCodecSpec};
+use lmgc_core::container::{self, DecodeLimits};
+use lmgc_core::io::SourceFile;
+use lmgc_core::prior::{Prior, PriorFingerprint};
+use lmgc_core::prior_codec::PriorCodec;
+use lmgc_fl::codec::{ClassicalCodecs, UpdateCodecs};
+use lmgc_fl::trainer::FileTrainer;
+use lmgc_fl::wire::{ClientId, CodecOffer};
+use lmgc_model::backend::BackendKind;
+use serde::Deserialize;
+
+use crate::codecs::{CodecChoice, CodecOptions, open_llm, prior_for};
+
+/// The `[lm]` table of the transport's configuration files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmSettings {
+    /// Model: a known name (fetched if missing), a `.gguf` file or a Hugging Face directory.
+    pub model: String,
+    /// Backend: ndarray, wgpu or cuda.
+    pub backend: String,
+    /// Serializer [default: the codec's].
+    pub format: Option<String>,
+    /// Tokens per window, BOS included.
+    pub window: u32,
+}
+
+impl Default for LmSettings {
+    fn default() -> Self {
+        let o = CodecOptions::default();
+        LmSettings {
+            model: o.model,
+            backend: o.backend.to_string(),
+            format: None,
+            window: o.window,
+        }
+    }
+}
+
+impl LmSettings {
+    /// From a configuration file's `[lm]` table.
+    pub fn from_table(t: &toml::Table) -> lmgc_fl::Result<Self> {
+        t.clone()
+            .try_into()
+            .map_err(|e| lmgc_fl::Error::Config(format!("[lm]: {e}")))
+    }
+
+    fn options(&self) -> lmgc_fl::Result<CodecOptions> {
+        let bad = |e: lmgc_core::Error| lmgc_fl::Error::Config(format!("[lm]: {e}"));
+        Ok(CodecOptions {
+            format: self
+                .format
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(bad)?,
+            window: self.window,
+            model: self.model.clone(),
+            backend: self
+                .backend
+                .parse::<BackendKind>()
+                .map_err(|e| lmgc_fl::Error::Config(format!("[lm] backend: {e}")))?,
+            ..CodecOptions::default()
+        })
+    }
+}
+
+/// Every codec of lmgc, for the transport. Priors are loaded once and kept.
+pub struct FlCodecs {
+    names: Vec<CodecChoice>,
+    options: CodecOptions,
+    priors: Mutex<HashMap<PriorFingerprint, Box<dyn Prior>>>,
+    /// The fingerprint of the configured LLM, once loaded.
+    llm: Option<PriorFingerprint>,
+}
+
+impl std::fmt::Debug for FlCodecs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlCodecs")
+            .field("names", &self.names)
+            .field("llm", &self.llm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlCodecs {
+    /// The codecs named (`lm`, `auto`, `context`, `bytegroup`, `store`, classical
+    /// baselines); the LLM is loaded now when one of them needs it, so a missing model is
+    /// an error at start-up, not in the middle of a round.
+    pub fn new(names: &[String], lm: &LmSettings, say: &dyn Fn(&str)) -> lmgc_fl::Result<Self> {
+        let names: Vec<CodecChoice> = names
+            .iter()
+            .map(|n| n.parse::<CodecChoice>())
+            .collect::<lmgc_core::Result<_>>()?;
+        let options = lm.options()?;
+        let mut priors = HashMap::new();
+        let mut llm = None;
+        if names
+            .iter()
+            .any(|c| matches!(c, CodecChoice::Lm | CodecChoice::Auto))
+        {
+            let prior = open_llm(&options.model, options.backend, say)?;
+            let fp = prior.fingerprint();
+            llm = Some(fp.clone());
+            priors.insert(fp, prior);
+        }
+        if names.contains(&CodecChoice::Context) {
+            let prior = lmgc_core::context_prior::ContextPrior::new(options.order)?;
+            priors.insert(prior.fingerprint(), Box::new(prior) as Box<dyn Prior>);
+        }
+        Ok(FlCodecs {
+            names,
+            options,
+            priors: Mutex::new(priors),
+            llm,
+        })
+    }
+
+    fn fingerprint_of(&self, c: CodecChoice) -> Option<PriorFingerprint> {
+        match c {
+            CodecChoice::Lm | CodecChoice::Auto => self.llm.clone(),
+            CodecChoice::Context => lmgc_core::context_prior::ContextPrior::new(self.options.order)
+                .ok()
+                .map(|p| p.fingerprint()),
+            _ => None,
+        }
+    }
+}
+
+fn spec_prior(spec: &CodecSpec) -> Option<&PriorCodecSpec> {
+    match spec {
+        CodecSpec::Prior(s) | CodecSpec::Auto(s) => Some(s),
+        _ => None,
+    }
+}
+
+impl UpdateCodecs for FlCodecs {
+    fn offers(&self) -> Vec<CodecOffer> {
+        self.names
+            .iter()
+            .map(|&c| CodecOffer {
+                name: c.to_string(),
+                prior: self.fingerprint_of(c),
+            })
+            .collect()
+    }
+
+    fn encode(&self, codec: &CodecOffer, source: &SourceFile) -> lmgc_fl::Result<Vec<u8>> {
+        let choice: CodecChoice = codec.name.parse()?;
+        let Some(fp) = codec.prior.as_ref() else {
+            return Ok(choice.with(&self.options, |c| container::compress(source, c, &|_| {}))?);
+        };
+        let mut priors = self
+            .priors
+            .lock()
+            .map_err(|_| lmgc_fl::Error::Internal("a codec panicked earlier".into()))?;
+        let prior = priors.get_mut(fp).ok_or_else(|| {
+            lmgc_fl::Error::Config(format!(
+                "codec {} needs {fp}, which is not loaded here",
+                codec.name
+            ))
+        })?;
+        let spec = PriorCodecSpec {
+            prior: fp.clone(),
+            serializer: self
+                .options
+                .format
+                .unwrap_or_else(|| choice.default_format()),
+            window: self.options.window,
+            precision: self.options.precision,
+            mask: self.options.mask,
+        };
+        let pc =
+            PriorCodec::new(&mut **prior, spec, self.options.batch)?.with_lanes(self.options.lanes);
+        Ok(match choice {
+            CodecChoice::Auto => container::compress(source, &mut AutoCodec::new(pc), &|_| {})?,
+            _ => {
+                let mut pc = pc;
+                container::compress(source, &mut pc, &|_| {})?
+            }
+        })
+    }
+
+    fn decode(&self, bytes: &[u8], limits: &DecodeLimits) -> lmgc_fl::Result<Vec<u8>> {
+        let c = container::parse(bytes, limits)?;
+        let Some(spec) = spec_prior(&c.header.codec) else {
+            return ClassicalCodecs.decode(bytes, limits);
+        };
+        let mut priors = self
+            .priors
+            .lock()
+            .map_err(|_| lmgc_fl::Error::Internal("a codec panicked earlier".into()))?;
+        if !priors.contains_key(&spec.prior) {
+            // Only a prior this side offers: an update must not make the aggregator fetch or
+            // load arbitrary models.
+            return Err(lmgc_fl::Error::Config(format!(
+                "the update is coded with {}, which this side does not offer",
+                spec.prior
+            )));
+        }
+        let prior = priors.get_mut(&spec.prior).expect("checked");
+        Ok(c.decode(Some(&mut **prior), &|_| {})?)
+    }
+}
+
+/// Opens the prior a fingerprint names (used by tests and tools that decode with a model
+/// they were not configured with).
+pub fn load_prior(fp: &PriorFingerprint, lm: &LmSettings) -> lmgc_fl::Result<Box<dyn Prior>> {
+    let o = lm.options()?;
+    Ok(prior_for(fp, Some(&o.model), o.backend, &|_| {})?)
+}
+
+/// The `[train]` table of a client's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+pub enum TrainSettings {
+    /// Updates written by another program, one safetensors file per round.
+    Files {
+        /// Path template: `{client}`, `{round}` (or zero-padded, `{round:06}`).
+        updates: String,
+        /// FedAvg weight of each update.
+        samples: u64,
+    },
+    /// The LM-GC paper's ConvNet on this client's share of CIFAR-10 (ndarray backend);
+    /// the update is the change of the weights (`update = "delta"` on the aggregator).
+    Convnet(ConvnetSettings),
+}
+
+/// `[train] kind = "convnet"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConvnetSettings {
+    /// CIFAR-10 directory [default: $LMGC_CIFAR10_DIR, then the cache directory].
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Clients the training images are split among.
+    pub clients: usize,
+    /// This client's share, `0..clients`.
+    pub shard: usize,
+    /// `iid` or `dirichlet`.
+    pub split: String,
+    /// Dirichlet concentration (smaller: more skewed label mixes).
+    pub alpha: f64,
+    /// Seed of the split (the same on every client) and of local shuffles.
+    pub seed: u64,
+    /// Use at most this many training images before splitting (0: all found).
+    pub max_images: usize,
+    /// Local epochs per round.
+    pub epochs: usize,
+    /// Images per local step.
+    pub batch: usize,
+    /// Local learning rate.
+    pub lr: f64,
+    /// Random crop and flip.
+    pub augment: bool,
+}
+
+impl Default for ConvnetSettings {
+    fn default() -> Self {
+        let l = lmgc_train::local::LocalConfig::default();
+        ConvnetSettings {
+            data_dir: None,
+            clients: 2,
+            shard: 0,
+            split: "iid".into(),
+            alpha: 0.5,
+            seed: 0,
+            max_images: 0,
+            epochs: l.epochs,
+            batch: l.batch,
+            lr: l.lr,
+            augment: l.augment,
+        }
+    }
+}
+
+type CpuTrain = burn::backend::Autodiff<burn::backend::NdArray>;
+
+/// Local training of the ConvNet on one shard.
+pub struct ConvnetTrainer {
+    train: lmgc_train::cifar::Split,
+    shard: Vec<usize>,
+    local: lmgc_train::local::LocalConfig,
+    seed: u64,
+}
+
+impl std::fmt::Debug for ConvnetTrainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConvnetTrainer")
+            .field("images", &self.shard.len())
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+fn train_err(e: lmgc_train::Error) -> lmgc_fl::Error {
+    lmgc_fl::Error::Train(e.to_string())
+}
+
+impl ConvnetTrainer {
+    /// Loads CIFAR-10 and takes this client's shard.
+    pub fn new(s: &ConvnetSettings) -> lmgc_fl::Result<Self> {
+        if s.shard >= s.clients {
+            return Err(lmgc_fl::Error::Config(format!(
+                "[train] shard = {} but clients = {}: shards are numbered 0..clients",
+                s.shard, s.clients
+            )));
+        }
+        let dir = lmgc_train::cifar::locate(s.data_dir.as_deref()).map_err(train_err)?;
+        let mut data = lmgc_train::cifar::Cifar10::load(&dir).map_err(train_err)?;
+        if s.max_images > 0 {
+            data.train.truncate(s.max_images);
+        }
+        let shards = match s.split.as_str() {
+            "iid" => lmgc_train::local::iid_shards(data.train.len(), s.clients, s.seed),
+            "dirichlet" => {
+                lmgc_train::local::dirichlet_shards(data.train.labels(), s.clients, s.alpha, s.seed)
+            }
+            other => {
+                return Err(lmgc_fl::Error::Config(format!(
+                    "[train] split = {other:?}: use \"iid\" or \"dirichlet\""
+                )));
+            }
+        }
+        .map_err(train_err)?;
+        Ok(ConvnetTrainer {
+            shard: shards[s.shard].clone(),
+            train: data.train,
+            local: lmgc_train::local::LocalConfig {
+                epochs: s.epochs,
+                batch: s.batch,
+                lr: s.lr,
+                augment: s.augment,
+                ..Default::default()
+            },
+            seed: s.seed ^ (s.shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        })
+    }
+
+    /// Images of this client.
+    pub fn images(&self) -> usize {
+        self.shard.len()
+    }
+}
+
+impl lmgc_fl::trainer::Trainer for ConvnetTrainer {
+    fn train(
+        &mut self,
+        round: lmgc_fl::wire::Round,
+        global: &lmgc_core::Gradient,
+    ) -> lmgc_fl::Result<lmgc_fl::trainer::LocalUpdate> {
+        use lmgc_train::convnet::ConvNet;
+        let device = Default::default();
+        let model = ConvNet::<CpuTrain>::new(&device)
+            .load_parameters(global, &device)
+            .map_err(train_err)?;
+        let (trained, _loss) = lmgc_train::local::train_local(
+            model,
+            &self.train,
+            &self.shard,
+            &self.local,
+            self.seed.wrapping_add(round.0),
+            &device,
+        )
+        .map_err(train_err)?;
+        let after = lmgc_train::local::parameters(&trained).map_err(train_err)?;
+        Ok(lmgc_fl::trainer::LocalUpdate {
+            update: lmgc_train::local::delta(&after, global).map_err(train_err)?,
+            samples: self.shard.len() as u64,
+        })
+    }
+}
+
+/// The ConvNet's initial parameters for seed `seed` (the first global model of a run).
+pub fn convnet_init(seed: u64) -> lmgc_fl::Result<lmgc_core::Gradient> {
+    use burn::tensor::backend::Backend;
+    let device = Default::default();
+    burn::backend::NdArray::<f32>::seed(&device, seed);
+    let model = lmgc_train::convnet::ConvNet::<burn::backend::NdArray>::new(&device);
+    lmgc_train::local::parameters(&model).map_err(train_err)
+}
+
+impl TrainSettings {
+    /// From a configuration file's `[train]` table.
+    pub fn from_table(t: &toml::Table) -> lmgc_fl::Result<Self> {
+        if t.is_empty() {
+            return Err(lmgc_fl::Error::Config(
+                "the client needs a [train] table, e.g. kind = \"files\", updates = \"updates/{client}/round-{round}.safetensors\", samples = 1000".into(),
+            ));
+        }
+        t.clone()
+            .try_into()
+            .map_err(|e| lmgc_fl::Error::Config(format!("[train]: {e}")))
+    }
+
+    /// The trainer.
+    pub fn build(&self, client: &ClientId) -> lmgc_fl::Result<Box<dyn lmgc_fl::trainer::Trainer>> {
+        match self {
+            TrainSettings::Files { updates, samples } => Ok(Box::new(FileTrainer::new(
+                updates.clone(),
+                client.clone(),
+                *samples,
+            )?)),
+            TrainSettings::Convnet(s) => Ok(Box::new(ConvnetTrainer::new(s)?)),
+        }
+    }
+}
