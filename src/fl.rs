@@ -285,7 +285,7 @@ type CpuTrain = burn::backend::Autodiff<burn::backend::NdArray>;
 
 /// Local training of the ConvNet on one shard.
 pub struct ConvnetTrainer {
-    train: lmgc_train::cifar::Split,
+    train: std::sync::Arc<lmgc_train::cifar::Split>,
     shard: Vec<usize>,
     local: lmgc_train::local::LocalConfig,
     seed: u64,
@@ -313,7 +313,12 @@ impl ConvnetTrainer {
                 s.shard, s.clients
             )));
         }
-        let dir = lmgc_train::cifar::locate(s.data_dir.as_deref()).map_err(train_err)?;
+        let dir = lmgc_train::cifar::locate_or_download(
+            s.data_dir.as_deref(),
+            &|m| tracing::info!("{m}"),
+            &|_, _| {},
+        )
+        .map_err(train_err)?;
         let mut data = lmgc_train::cifar::Cifar10::load(&dir).map_err(train_err)?;
         if s.max_images > 0 {
             data.train.truncate(s.max_images);
@@ -330,18 +335,33 @@ impl ConvnetTrainer {
             }
         }
         .map_err(train_err)?;
-        Ok(ConvnetTrainer {
-            shard: shards[s.shard].clone(),
-            train: data.train,
-            local: lmgc_train::local::LocalConfig {
+        Ok(ConvnetTrainer::from_shard(
+            std::sync::Arc::new(data.train),
+            shards[s.shard].clone(),
+            lmgc_train::local::LocalConfig {
                 epochs: s.epochs,
                 batch: s.batch,
                 lr: s.lr,
                 augment: s.augment,
                 ..Default::default()
             },
-            seed: s.seed ^ (s.shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        })
+            s.seed ^ (s.shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        ))
+    }
+
+    /// A trainer on images `shard` of `train` (shared between the clients of one process).
+    pub fn from_shard(
+        train: std::sync::Arc<lmgc_train::cifar::Split>,
+        shard: Vec<usize>,
+        local: lmgc_train::local::LocalConfig,
+        seed: u64,
+    ) -> Self {
+        ConvnetTrainer {
+            train,
+            shard,
+            local,
+            seed,
+        }
     }
 
     /// Images of this client.

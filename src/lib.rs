@@ -11,6 +11,7 @@
 //! - [`train`]: CIFAR-10, the paper's ConvNet on burn, gradient collection.
 //! - [`codecs`]: every codec by name, for the CLI and the benchmark.
 //! - [`bench`]: `lmgc bench`, every codec side by side on the same files.
+//! - [`fedavg`]: federated ConvNet training on CIFAR-10 through the transport (the example).
 //! - [`fl_transport`]: the QUIC aggregator and clients (`lmgc-fl`); [`fl`]: its codecs with
 //!   the LLM, and the trainers of `lmgc client`.
 
@@ -21,4 +22,5 @@ pub use lmgc_train as train;
 
 pub mod bench;
 pub mod codecs;
+pub mod fedavg;
 pub mod fl;

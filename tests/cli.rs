@@ -773,3 +773,42 @@ fn serve_and_client_refuse_bad_configs() {
         .contains("[train]")
     );
 }
+
+/// The federated example's engine, small: 2 clients, 2 rounds, through the real transport.
+#[test]
+fn fedavg_two_clients_two_rounds_through_the_transport() {
+    let Some(data) = cifar10_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = lmgc::fedavg::FedAvgConfig {
+        data_dir: Some(data),
+        clients: 2,
+        clients_per_round: 2,
+        rounds: 2,
+        batch: 16,
+        max_images: 64,
+        eval_images: 50,
+        codec: "bytegroup".into(),
+        compare: vec!["store".into()],
+        out: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let report = lmgc::fedavg::run(&cfg, "bytegroup", "test", &|_| {}, &|_, _| {}, |r| {
+        seen.push(r.round)
+    })
+    .unwrap();
+    assert_eq!(seen, [0, 1]);
+    for r in &report.rows {
+        assert_eq!(r.updates, 2);
+        assert!(r.wire_bytes < r.raw_bytes);
+        // store adds a small container header to each update.
+        assert!(r.compared["store"] > r.raw_bytes);
+        assert!((0.0..=1.0).contains(&r.accuracy));
+    }
+    let svg = dir.path().join("plot.svg");
+    lmgc::fedavg::plot(&report, &svg).unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg") && text.contains("bytegroup (sent)"));
+}

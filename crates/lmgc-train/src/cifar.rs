@@ -201,6 +201,32 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
     })
 }
 
+/// [`locate`]; when nothing is found and no directory was given, downloads CIFAR-10 from its
+/// canonical address into `<cache>/cifar10` (162 MB, checksums verified), telling `say`
+/// first and reporting bytes to `progress`.
+pub fn locate_or_download(
+    explicit: Option<&Path>,
+    say: &dyn Fn(&str),
+    progress: &dyn Fn(u64, Option<u64>),
+) -> Result<PathBuf> {
+    match locate(explicit) {
+        Err(Error::NoDataset { looked }) if explicit.is_none() => {
+            let Some(cache) = lmgc_core::fsutil::cache_dir() else {
+                return Err(Error::NoDataset { looked });
+            };
+            let dest = cache.join("cifar10");
+            say(&format!(
+                "CIFAR-10 not found (looked in {looked}); downloading {} ({} MB) into {}",
+                crate::download::URL,
+                crate::download::SIZE / 1_000_000,
+                dest.display()
+            ));
+            crate::download::download(&dest, &crate::download::Source::default(), progress)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,8 +62,12 @@ impl<B: Backend> ConvNet<B> {
     /// Logits for a `b × 3 × 32 × 32` batch.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
         let x = self.blocks.iter().fold(x, |x, b| {
-            b.pool
-                .forward(b.relu.forward(b.norm.forward(b.conv.forward(x))))
+            let y = conv3x3(
+                x,
+                b.conv.weight.val(),
+                b.conv.bias.as_ref().map(|p| p.val()),
+            );
+            b.pool.forward(b.relu.forward(b.norm.forward(y)))
         });
         self.classifier.forward(x.flatten(1, 3))
     }
@@ -204,6 +208,39 @@ impl<B: Backend> ConvNet<B> {
     }
 }
 
+/// 3×3 convolution, stride 1, padding 1, as nine shifted views of the input and one matrix
+/// product (`[o, 9c] × [9c, b·h·w]`). Same result as burn's `Conv2d::forward` up to the
+/// order of float additions, but its backward pass is matrix products and slice gradients:
+/// burn-ndarray computes a convolution's input gradient with a scalar loop
+/// (`conv_transpose2d`) that took 85% of CPU training time (docs/perf.md).
+///
+/// # Shapes
+/// `x`: `[b, c, h, w]`, `weight`: `[o, c, 3, 3]`, `bias`: `[o]` → `[b, o, h, w]`.
+fn conv3x3<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let o = weight.dims()[0];
+    let padded = x.pad((1, 1, 1, 1), burn::tensor::ops::PadMode::Constant(0.0));
+    let shifts: Vec<Tensor<B, 4>> = (0..9)
+        .map(|k| {
+            let (dy, dx) = (k / 3, k % 3);
+            padded.clone().slice([0..n, 0..c, dy..dy + h, dx..dx + w])
+        })
+        .collect();
+    // [b, c, 9, h, w] → [c·9, b·h·w], rows in the weight's (c, ky, kx) order.
+    let patches: Tensor<B, 5> = Tensor::stack(shifts, 2);
+    let patches = patches.permute([1, 2, 0, 3, 4]).reshape([c * 9, n * h * w]);
+    let out = weight.reshape([o, c * 9]).matmul(patches);
+    let out = match bias {
+        Some(b) => out + b.reshape([o, 1]),
+        None => out,
+    };
+    out.reshape([o, n, h, w]).swap_dims(0, 1)
+}
+
 /// A parameter of one of the ranks the ConvNet has; `Linear` is a 2-D weight stored
 /// `[in, out]` by burn and reported `[out, in]`.
 enum AnyParam<'a, B: Backend> {
@@ -305,6 +342,24 @@ mod tests {
     use super::*;
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::{Int, activation::softmax};
+
+    #[test]
+    fn the_matrix_convolution_equals_burns() {
+        let device = Default::default();
+        let conv = Conv2dConfig::new([5, 7], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 4>::random(
+            [2, 5, 6, 4],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let want = conv.forward(x.clone());
+        let got = conv3x3(x, conv.weight.val(), conv.bias.as_ref().map(|b| b.val()));
+        assert_eq!(got.dims(), want.dims());
+        let diff = (got - want).abs().max().into_scalar();
+        assert!(diff < 1e-4, "{diff}");
+    }
 
     type B = Autodiff<NdArray>;
 

@@ -23,6 +23,18 @@ pub enum Error {
         /// Where it looked, in order.
         looked: String,
     },
+    /// Downloading the dataset failed.
+    #[error(
+        "downloading CIFAR-10 from {url} failed: {reason}; without network access, copy the \
+         binary batches (cifar-10-binary.tar.gz unpacked) into the cache directory's cifar10/ \
+         folder or point LMGC_CIFAR10_DIR at them"
+    )]
+    Download {
+        /// The address.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A dataset file is not in the CIFAR-10 binary layout.
     #[error("{path}: {reason}")]
     BadDataset {

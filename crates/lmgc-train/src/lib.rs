@@ -3,6 +3,7 @@
 //! The training side of lmgc, the source of the gradients every benchmark reports on:
 //!
 //! - [`cifar`]: CIFAR-10 in its standard binary layout, found on disk;
+//! - [`download`]: fetching it from the dataset's address, checksums verified;
 //! - [`batch`]: normalization and the paper's crop + flip augmentation;
 //! - [`convnet`]: the LM-GC paper's ConvNet on burn, its gradients named as in PyTorch;
 //! - [`collect`]: training with the paper's settings, saving raw gradients as safetensors;
@@ -13,6 +14,7 @@ pub mod batch;
 pub mod cifar;
 pub mod collect;
 pub mod convnet;
+pub mod download;
 mod error;
 pub mod local;
 pub mod rng;

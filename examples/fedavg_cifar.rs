@@ -1,0 +1,199 @@
+//! Federated learning on CIFAR-10 through lmgc's transport: an aggregator and N clients in
+//! one process, each client with its own QUIC connection over loopback, training the LM-GC
+//! paper's ConvNet and sending compressed updates every round.
+//!
+//! ```sh
+//! cargo run --release --example fedavg_cifar                       # configs/fedavg_cifar.toml
+//! cargo run --release --example fedavg_cifar -- --rounds 20 --split dirichlet --alpha 0.3
+//! cargo run --release --features cuda --example fedavg_cifar -- --codec lm --lm-backend cuda
+//! ```
+//!
+//! Prints one row per round (test accuracy, raw and wire bytes, the ratio of every compared
+//! codec, encode and decode seconds) and writes `fedavg-out/results.json` and
+//! `fedavg-out/fedavg.svg` (accuracy and cumulative bytes on the wire by round).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use lmgc::fedavg::{self, FedAvgConfig, RoundRow};
+
+/// Federated ConvNet training on CIFAR-10 through the lmgc transport.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = "configs/fedavg_cifar.toml")]
+    config: PathBuf,
+    /// CIFAR-10 directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Clients.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// Clients per round.
+    #[arg(long)]
+    clients_per_round: Option<usize>,
+    /// Rounds.
+    #[arg(long)]
+    rounds: Option<u64>,
+    /// iid or dirichlet.
+    #[arg(long)]
+    split: Option<String>,
+    /// Dirichlet concentration.
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Local epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Local batch size.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Local learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Training images used (0: all).
+    #[arg(long)]
+    max_images: Option<usize>,
+    /// Test images evaluated (0: all).
+    #[arg(long)]
+    eval_images: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Codec of the updates (auto, lm, bytegroup, ...).
+    #[arg(long)]
+    codec: Option<String>,
+    /// Codecs measured on the same updates, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    compare: Option<Vec<String>>,
+    /// Output directory.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// LLM backend for --codec lm (ndarray, wgpu, cuda).
+    #[arg(long)]
+    lm_backend: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let mut cfg = if a.config.exists() {
+        FedAvgConfig::load(&a.config)?
+    } else if a.config == std::path::Path::new("configs/fedavg_cifar.toml") {
+        FedAvgConfig::default()
+    } else {
+        anyhow::bail!("{} does not exist", a.config.display());
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = a.$f { cfg.$f = v; })* };
+    }
+    set!(
+        clients,
+        clients_per_round,
+        rounds,
+        split,
+        alpha,
+        epochs,
+        batch,
+        lr,
+        max_images,
+        eval_images,
+        seed,
+        codec,
+        compare,
+        out
+    );
+    if a.data_dir.is_some() {
+        cfg.data_dir = a.data_dir;
+    }
+    if let Some(b) = a.lm_backend {
+        cfg.lm.insert("backend".into(), toml::Value::String(b));
+    }
+    let (codec, why) = fedavg::resolve_codec(&cfg.codec);
+    println!("codec: {codec} ({why})");
+    if codec == "lm" {
+        println!(
+            "the LLM codec codes ~8 tokens per float; expect hours per round on a CPU (lmgc model bench measures tokens/s)"
+        );
+    }
+    std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
+    let bar = indicatif::ProgressBar::hidden();
+    let progress = |done: u64, total: Option<u64>| {
+        if bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar.set_message("CIFAR-10");
+        }
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    };
+    let compared: Vec<String> = cfg
+        .compare
+        .iter()
+        .filter(|c| **c != codec)
+        .cloned()
+        .collect();
+    let mut header = format!(
+        "{:>5} {:>8} {:>10} {:>10} {:>8}",
+        "round", "test acc", "raw MB", "wire MB", codec
+    );
+    for c in &compared {
+        header += &format!(" {c:>8}");
+    }
+    header += &format!(" {:>8} {:>8} {:>8}", "enc s", "dec s", "wall s");
+    let print_row = |r: &RoundRow| {
+        if r.round == 0 {
+            println!("{header}");
+        }
+        let pct = |b: u64| 100.0 * b as f64 / r.raw_bytes.max(1) as f64;
+        let mut line = format!(
+            "{:>5} {:>7.2}% {:>10.2} {:>10.2} {:>7.2}%",
+            r.round + 1,
+            100.0 * r.accuracy,
+            r.raw_bytes as f64 / 1e6,
+            r.wire_bytes as f64 / 1e6,
+            pct(r.wire_bytes)
+        );
+        for c in &compared {
+            line += &format!(" {:>7.2}%", pct(r.compared.get(c).copied().unwrap_or(0)));
+        }
+        line += &format!(
+            " {:>8.2} {:>8.2} {:>8.0}",
+            r.encode_secs, r.decode_secs, r.elapsed_secs
+        );
+        println!("{line}");
+    };
+    let report = fedavg::run(
+        &cfg,
+        &codec,
+        &why,
+        &|m| eprintln!("{m}"),
+        &progress,
+        print_row,
+    )?;
+    bar.finish_and_clear();
+    let json = cfg.out.join("results.json");
+    std::fs::write(&json, serde_json::to_vec_pretty(&report)?)?;
+    let svg = cfg.out.join("fedavg.svg");
+    fedavg::plot(&report, &svg)?;
+    let last = report
+        .rows
+        .last()
+        .map(|r| r.accuracy)
+        .unwrap_or(report.initial_accuracy);
+    println!(
+        "initial accuracy {:.2}%, final {:.2}% after {} rounds; {} and {} written",
+        100.0 * report.initial_accuracy,
+        100.0 * last,
+        report.rows.len(),
+        json.display(),
+        svg.display()
+    );
+    Ok(())
+}
