@@ -706,11 +706,21 @@ fn serve_and_clients_as_processes_survive_a_killed_aggregator() {
     // Kill -9 the aggregator once client-1's update is accepted and client-2's is partly in.
     let state = d.join("state/state.json");
     wait_for("client-1 accepted and client-2 half uploaded", || {
-        let accepted = std::fs::read_to_string(&state).is_ok_and(|t| t.contains("client-1"));
+        // `selected` names both clients from the start: look at `accepted` only.
+        let accepted = std::fs::read(&state)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|v| {
+                v["accepted"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|u| u["client"] == "client-1"))
+            });
         let partial = std::fs::read_dir(d.join("state/partial"))
             .map(|it| {
-                it.flatten()
-                    .any(|e| e.metadata().is_ok_and(|m| m.len() > 100_000))
+                it.flatten().any(|e| {
+                    e.file_name().to_string_lossy().contains("-client-2-")
+                        && e.metadata().is_ok_and(|m| m.len() > 100_000)
+                })
             })
             .unwrap_or(false);
         accepted && partial

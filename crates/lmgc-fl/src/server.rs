@@ -282,6 +282,7 @@ impl Server {
                         }
                     }
                     Action::Close(c, reason) => {
+                        warn!(conn = c.0, "closing a connection: {reason}");
                         if let Some(tx) = conns.remove(&c) {
                             let _ = tx.send(ConnCmd::Close(reason));
                         }
