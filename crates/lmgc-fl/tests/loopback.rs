@@ -413,7 +413,19 @@ async fn a_killed_aggregator_resumes_the_round_without_losing_accepted_updates()
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut cfg2 = cfg.clone();
     cfg2.listen = addr;
-    let server = Server::bind(&cfg2, Arc::new(ClassicalCodecs), None).unwrap();
+    // The dead runtime lets go of its socket in the background: retry the port a while.
+    let mut tries = 0;
+    let server = loop {
+        match Server::bind(&cfg2, Arc::new(ClassicalCodecs), None) {
+            Ok(s) => break s,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("rebinding: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     assert_eq!(server.round(), Round(0));
     let srv = tokio::spawn(server.run(None, std::future::pending()));
     let (a, b) = (join(a).await, join(b).await);
