@@ -17,7 +17,7 @@ use lmgc_fl::wire::{ClientId, CodecOffer};
 use lmgc_model::backend::BackendKind;
 use serde::Deserialize;
 
-use crate::codecs::{CodecChoice, CodecOptions, open_llm, prior_for};
+use crate::codecs::{CodecChoice, CodecOptions, open_llm};
 
 /// The `[lm]` table of the transport's configuration files.
 #[derive(Debug, Clone, Deserialize)]
@@ -209,13 +209,6 @@ impl UpdateCodecs for FlCodecs {
         let prior = priors.get_mut(&spec.prior).expect("checked");
         Ok(c.decode(Some(&mut **prior), &|_| {})?)
     }
-}
-
-/// Opens the prior a fingerprint names (used by tests and tools that decode with a model
-/// they were not configured with).
-pub fn load_prior(fp: &PriorFingerprint, lm: &LmSettings) -> lmgc_fl::Result<Box<dyn Prior>> {
-    let o = lm.options()?;
-    Ok(prior_for(fp, Some(&o.model), o.backend, &|_| {})?)
 }
 
 /// The `[train]` table of a client's configuration.

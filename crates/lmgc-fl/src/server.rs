@@ -114,7 +114,7 @@ impl Server {
         codecs: Arc<dyn UpdateCodecs>,
         initial: Option<Gradient>,
     ) -> Result<Server> {
-        let policy = config.policy()?;
+        config.policy()?;
         let tokens = config.auth.tokens.as_ref().ok_or_else(|| {
             Error::Config(
                 "auth.tokens is required: a file of `client-id token` lines (make tokens with `openssl rand -hex 16`)"
@@ -164,7 +164,6 @@ impl Server {
             config.listen,
         )
         .map_err(|e| Error::Connection(format!("binding {}: {e}", config.listen)))?;
-        let _ = policy;
         Ok(Server {
             endpoint,
             fingerprint,
