@@ -66,7 +66,7 @@ pub fn run(a: CollectArgs, out: Output) -> anyhow::Result<()> {
             (files, test_accuracy(model.valid(), &data, a.eval, &device))
         }
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => {
+        BackendKind::Cuda | BackendKind::CudaBurn => {
             type B = burn::backend::Autodiff<burn::backend::Cuda>;
             let device = Default::default();
             let (files, model) = collect::<B>(&data, &cfg, &a.out, &device, report)?;

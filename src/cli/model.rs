@@ -404,10 +404,15 @@ fn bench(
         Ok(())
     })?;
     let prefill_s = started.elapsed().as_secs_f64();
+    let prefill_profile: serde_json::Map<String, serde_json::Value> = prior
+        .profile()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
     say(&format!("prefill: {:.1} tokens/s", need as f64 / prefill_s));
     // Decode: all windows in lockstep, one token each per step.
     let mut stepped = vec![vec![0u64; o.window]; o.batch];
-    prior.start(o.batch)?;
+    prior.start(o.batch, o.window)?;
     let started = Instant::now();
     for t in 0..o.window - 1 {
         let inputs: Vec<(usize, u32)> = (0..o.batch).map(|w| (w, windows[w][t])).collect();
@@ -417,6 +422,15 @@ fn bench(
         })?;
     }
     let decode_s = started.elapsed().as_secs_f64();
+    let profile: serde_json::Map<String, serde_json::Value> = prior
+        .profile()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
+    say(&format!(
+        "decode: {:.1} tokens/s; seconds by stage {profile:?}",
+        need as f64 / decode_s
+    ));
     let contract = digests == stepped;
     let combined = xxhash_rust::xxh3::xxh3_64(
         &digests
@@ -436,12 +450,16 @@ fn bench(
         "prefill_equals_decode": contract,
         "tables_xxh3": format!("{combined:016x}"),
         "peak_rss_mib": peak_rss_mib(),
+        "profile_seconds": profile,
+        "prefill_profile_seconds": prefill_profile,
     }))
 }
 
 fn table_digest(t: &lmgc::core::cdf::FrequencyTable) -> u64 {
-    let f: Vec<u8> = (0..t.len())
-        .flat_map(|s| t.frequency(s).to_le_bytes())
+    let f: Vec<u8> = t
+        .frequencies()
+        .into_iter()
+        .flat_map(u32::to_le_bytes)
         .collect();
     xxhash_rust::xxh3::xxh3_64(&f)
 }

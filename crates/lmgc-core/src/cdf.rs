@@ -117,6 +117,10 @@ pub struct FrequencyTable {
     /// `index[b]`: the symbol whose interval holds quantile `b << (precision - 8)`; a decoder
     /// lookup starts there and scans forward a few symbols instead of binary searching.
     index: Vec<u32>,
+    /// A table over a subset of a larger alphabet: the symbols `cumulative` lists (sorted)
+    /// and the alphabet's size. Every other symbol has frequency 0, exactly as in the full
+    /// table with those symbols masked, which codes the same intervals.
+    subset: Option<(std::sync::Arc<[u32]>, usize)>,
 }
 
 /// Buckets of the lookup index (top 8 bits of a quantile).
@@ -136,6 +140,7 @@ impl FrequencyTable {
             cumulative: Vec::with_capacity(weights.len() + 1),
             precision,
             index: Vec::with_capacity(1 << INDEX_BITS),
+            subset: None,
         };
         out.refill_from_weights(weights, mask)?;
         Ok(out)
@@ -258,9 +263,65 @@ impl FrequencyTable {
         Self::from_weights(&weights, mask, precision)
     }
 
+    /// [`from_scores`](Self::from_scores) over the allowed symbols only: `symbols` (sorted,
+    /// below `alphabet`) with one score each. Equal, symbol for symbol, to the full table
+    /// with every other symbol masked, at a cost that does not grow with the alphabet.
+    pub fn from_scores_subset(
+        symbols: std::sync::Arc<[u32]>,
+        alphabet: usize,
+        scores: &[i32],
+        frac_bits: u8,
+        precision: Precision,
+    ) -> Result<Self> {
+        if scores.len() != symbols.len()
+            || symbols.windows(2).any(|w| w[0] >= w[1])
+            || symbols.last().is_some_and(|&s| s as usize >= alphabet)
+        {
+            return Err(Error::Internal(format!(
+                "{} scores for {} sorted symbols below {alphabet}",
+                scores.len(),
+                symbols.len()
+            )));
+        }
+        let mut t = Self::from_scores(scores, frac_bits, None, precision)?;
+        t.subset = Some((symbols, alphabet));
+        Ok(t)
+    }
+
     /// Number of symbols (allowed or not).
     pub fn len(&self) -> usize {
-        self.cumulative.len() - 1
+        match &self.subset {
+            Some((_, n)) => *n,
+            None => self.cumulative.len() - 1,
+        }
+    }
+
+    /// Every symbol's frequency, in symbol order.
+    pub fn frequencies(&self) -> Vec<u32> {
+        let dense = self.cumulative.windows(2).map(|w| w[1] - w[0]);
+        match &self.subset {
+            None => dense.collect(),
+            Some((symbols, n)) => {
+                let mut out = vec![0; *n];
+                for (&s, f) in symbols.iter().zip(dense) {
+                    out[s as usize] = f;
+                }
+                out
+            }
+        }
+    }
+
+    /// Index of `symbol` in `cumulative`, or where it would be (subset tables).
+    fn slot(&self, symbol: usize) -> (usize, bool) {
+        match &self.subset {
+            None => (symbol, symbol < self.cumulative.len() - 1),
+            Some((symbols, _)) => {
+                match symbols.binary_search(&(symbol.min(u32::MAX as usize) as u32)) {
+                    Ok(i) => (i, true),
+                    Err(i) => (i, false),
+                }
+            }
+        }
     }
     /// True when the table has no symbols (never the case for a built table).
     pub fn is_empty(&self) -> bool {
@@ -272,14 +333,17 @@ impl FrequencyTable {
     }
     /// Frequency of `symbol` (0 if masked or out of range).
     pub fn frequency(&self, symbol: usize) -> u32 {
-        match (self.cumulative.get(symbol), self.cumulative.get(symbol + 1)) {
-            (Some(a), Some(b)) => b - a,
+        match self.slot(symbol) {
+            (i, true) => self.cumulative[i + 1] - self.cumulative[i],
             _ => 0,
         }
     }
     /// Sum of frequencies of the symbols before `symbol`.
     pub fn cumulative(&self, symbol: usize) -> u32 {
-        self.cumulative[symbol.min(self.len())]
+        match self.subset {
+            None => self.cumulative[symbol.min(self.len())],
+            Some(_) => self.cumulative[self.slot(symbol).0],
+        }
     }
     /// The symbol whose interval contains `quantile` (< total): `(symbol, start, frequency)`.
     pub fn lookup(&self, quantile: u32) -> (usize, u32, u32) {
@@ -291,11 +355,14 @@ impl FrequencyTable {
         while self.cumulative[s + 1] <= quantile {
             s += 1;
         }
-        (
-            s,
+        let (start, freq) = (
             self.cumulative[s],
             self.cumulative[s + 1] - self.cumulative[s],
-        )
+        );
+        match &self.subset {
+            None => (s, start, freq),
+            Some((symbols, _)) => (symbols[s] as usize, start, freq),
+        }
     }
 
     /// Ideal code length of `symbol` in bits, `-log2(p)`.
@@ -378,6 +445,30 @@ mod tests {
                 let (s, start, f) = t.lookup(q);
                 prop_assert!(f > 0 && start <= q && q < start + f);
                 prop_assert_eq!(t.cumulative(s), start);
+            }
+        }
+
+        /// A subset table codes exactly what the full table with the other symbols masked
+        /// codes: same frequencies, cumulative counts and lookups.
+        #[test]
+        fn subset_tables_equal_masked_full_tables(
+            scores in prop::collection::vec(-200_000i32..200_000, 1..300),
+            keep in prop::collection::vec(any::<bool>(), 300),
+            frac in 0u8..=12,
+        ) {
+            let mask: Vec<bool> = (0..scores.len()).map(|i| keep[i] || i == scores.len() / 2).collect();
+            let p = Precision::new(20).unwrap();
+            let full = FrequencyTable::from_scores(&scores, frac, Some(&mask), p).unwrap();
+            let symbols: Vec<u32> = (0..scores.len() as u32).filter(|&s| mask[s as usize]).collect();
+            let sub_scores: Vec<i32> = symbols.iter().map(|&s| scores[s as usize]).collect();
+            let sub = FrequencyTable::from_scores_subset(symbols.into(), scores.len(), &sub_scores, frac, p).unwrap();
+            prop_assert_eq!(sub.len(), full.len());
+            prop_assert_eq!(sub.frequencies(), full.frequencies());
+            for s in 0..=scores.len() {
+                prop_assert_eq!(sub.cumulative(s), full.cumulative(s));
+            }
+            for q in (0..p.total()).step_by(997) {
+                prop_assert_eq!(sub.lookup(q), full.lookup(q));
             }
         }
 

@@ -163,7 +163,7 @@ impl Prior for ContextPrior {
         Ok(())
     }
 
-    fn start(&mut self, n: usize) -> Result<()> {
+    fn start(&mut self, n: usize, _positions: usize) -> Result<()> {
         self.windows = vec![WindowState::default(); n];
         Ok(())
     }
@@ -212,7 +212,7 @@ mod tests {
             })
             .unwrap();
         let mut stepped = Vec::new();
-        prior.start(2).unwrap();
+        prior.start(2, w.len()).unwrap();
         for (t, &token) in w[..w.len() - 1].iter().enumerate() {
             let inputs: Vec<(usize, TokenId)> = [(0, token), (1, *short.get(t).unwrap_or(&0))]
                 .into_iter()

@@ -104,8 +104,19 @@ pub trait Prior: Send {
     fn state_bytes_per_position(&self) -> usize {
         0
     }
-    /// Decoder side: forgets all windows and opens `n` empty ones.
-    fn start(&mut self, n: usize) -> Result<()>;
+    /// Bytes of state all windows of one batch may hold together; a GPU prior answers with
+    /// what its device memory allows.
+    fn state_budget(&self) -> usize {
+        crate::prior_codec::STATE_BUDGET
+    }
+    /// Seconds spent so far per stage of the prior's work (e.g. `model`, `tables`), for
+    /// profiles; empty when the prior does not measure.
+    fn profile(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
+    /// Decoder side: forgets all windows and opens `n` empty ones of at most `positions`
+    /// tokens (BOS included).
+    fn start(&mut self, n: usize, positions: usize) -> Result<()>;
     /// Decoder side: appends `token` to each listed window (the first call passes BOS) and
     /// calls `visit(w, table)` with the table for each window's next position.
     fn step(

@@ -91,7 +91,11 @@ impl<'p> PriorCodec<'p> {
             precision: spec.precision,
             mask,
         };
-        let limit = Self::batch_limit(prior.state_bytes_per_position(), spec.window);
+        let limit = Self::batch_limit_within(
+            prior.state_bytes_per_position(),
+            spec.window,
+            prior.state_budget(),
+        );
         Ok(PriorCodec {
             prior,
             spec,
@@ -111,10 +115,15 @@ impl<'p> PriorCodec<'p> {
     /// Windows per batch that keep prior state within [`STATE_BUDGET`]: for a state of
     /// `per_position` bytes per position, `STATE_BUDGET / (per_position · window)`, at least 1.
     pub fn batch_limit(per_position: usize, window: u32) -> usize {
+        Self::batch_limit_within(per_position, window, STATE_BUDGET)
+    }
+
+    /// [`PriorCodec::batch_limit`] for a budget of `budget` bytes.
+    pub fn batch_limit_within(per_position: usize, window: u32, budget: usize) -> usize {
         let per_window = per_position.saturating_mul(window as usize);
         match per_window {
             0 => usize::MAX,
-            n => (STATE_BUDGET / n).max(1),
+            n => (budget / n).max(1),
         }
     }
 
@@ -264,7 +273,7 @@ impl Codec for PriorCodec<'_> {
                         .iter()
                         .map(|&(_, n)| Vec::with_capacity((n as usize).min(4096))),
                 );
-                self.prior.start(batch.len())?;
+                self.prior.start(batch.len(), self.spec.window as usize)?;
                 let mut inputs: Vec<(usize, TokenId)> =
                     (0..batch.len()).map(|w| (w, bos)).collect();
                 while !inputs.is_empty() {

@@ -20,20 +20,29 @@ pub enum BackendKind {
     Ndarray,
     /// Vulkan/Metal/DX12 through wgpu (build feature `wgpu`).
     Wgpu,
-    /// NVIDIA GPUs (build feature `cuda`; loads the driver at run time).
+    /// NVIDIA GPUs: the whole forward pass as CUDA kernels (build feature `cuda`; loads the
+    /// driver, NVRTC and cuBLAS at run time).
     Cuda,
+    /// NVIDIA GPUs through burn's CUDA backend: only the GEMMs on the device (build feature
+    /// `cuda`); the yardstick for the native kernels.
+    CudaBurn,
 }
 
 impl BackendKind {
     /// Every backend, compiled in or not.
-    pub const ALL: [BackendKind; 3] = [BackendKind::Ndarray, BackendKind::Wgpu, BackendKind::Cuda];
+    pub const ALL: [BackendKind; 4] = [
+        BackendKind::Ndarray,
+        BackendKind::Wgpu,
+        BackendKind::Cuda,
+        BackendKind::CudaBurn,
+    ];
 
     /// Whether this build includes the backend.
     pub fn compiled(self) -> bool {
         match self {
             BackendKind::Ndarray => true,
             BackendKind::Wgpu => cfg!(feature = "wgpu"),
-            BackendKind::Cuda => cfg!(feature = "cuda"),
+            BackendKind::Cuda | BackendKind::CudaBurn => cfg!(feature = "cuda"),
         }
     }
 
@@ -41,14 +50,17 @@ impl BackendKind {
         match self {
             BackendKind::Ndarray => "ndarray",
             BackendKind::Wgpu => "wgpu",
-            BackendKind::Cuda => "cuda",
+            BackendKind::Cuda | BackendKind::CudaBurn => "cuda",
         }
     }
 }
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.feature())
+        f.write_str(match self {
+            BackendKind::CudaBurn => "cuda-burn",
+            other => other.feature(),
+        })
     }
 }
 
@@ -59,8 +71,9 @@ impl FromStr for BackendKind {
             "ndarray" | "cpu" => Ok(BackendKind::Ndarray),
             "wgpu" => Ok(BackendKind::Wgpu),
             "cuda" => Ok(BackendKind::Cuda),
+            "cuda-burn" => Ok(BackendKind::CudaBurn),
             other => Err(Error::Unsupported(format!(
-                "backend {other:?}; use ndarray, wgpu or cuda"
+                "backend {other:?}; use ndarray, wgpu, cuda or cuda-burn"
             ))),
         }
     }
@@ -75,19 +88,25 @@ pub fn open(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn Prior>
         )));
     }
     match kind {
-        BackendKind::Ndarray => Ok(Box::new(LlmPrior::<burn::backend::NdArray<f32>>::open(
+        BackendKind::Ndarray => Ok(Box::new(LlmPrior::open::<burn::backend::NdArray<f32>>(
             path,
             name,
             burn::backend::ndarray::NdArrayDevice::Cpu,
         )?)),
         #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => Ok(Box::new(LlmPrior::<burn::backend::Wgpu>::open(
+        BackendKind::Wgpu => Ok(Box::new(LlmPrior::open::<burn::backend::Wgpu>(
             path,
             name,
             burn::backend::wgpu::WgpuDevice::default(),
         )?)),
         #[cfg(feature = "cuda")]
-        BackendKind::Cuda => Ok(Box::new(LlmPrior::<burn::backend::Cuda>::open(
+        BackendKind::Cuda => {
+            let loaded = crate::prior::Loaded::read(path)?;
+            let engine = crate::cuda::CudaEngine::new(&loaded.weights, 0, loaded.positions())?;
+            Ok(Box::new(LlmPrior::new(name, loaded, Box::new(engine))?))
+        }
+        #[cfg(feature = "cuda")]
+        BackendKind::CudaBurn => Ok(Box::new(LlmPrior::open::<burn::backend::Cuda>(
             path,
             name,
             burn::backend::cuda::CudaDevice::default(),

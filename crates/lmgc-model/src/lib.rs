@@ -7,6 +7,8 @@
 //! - [`exact`]: the integer forward pass (recipe v1, docs/decisions/0006) with a KV cache,
 //!   its linear layers as exact GEMMs on a burn backend;
 //! - [`prior`]: [`prior::LlmPrior`], model and tokenizer as a [`lmgc_core::Prior`];
+//! - [`engine`]: where the exact forward runs — host code with burn GEMMs, or (feature
+//!   `cuda`) `cuda`'s kernels with caches in GPU memory;
 //! - [`backend`]: ndarray (CPU), wgpu or cuda, chosen at run time;
 //! - loading: [`gguf`] (GGUF v2/v3 with size caps), [`quant`] (F32/F16/Q4_1/Q8_0), [`hf`]
 //!   (Hugging Face directories), [`weights`] (the f32 weights, whatever the source),
@@ -26,6 +28,9 @@
 
 pub mod backend;
 pub mod config;
+#[cfg(feature = "cuda")]
+pub mod cuda;
+pub mod engine;
 mod error;
 pub mod exact;
 pub mod fetch;

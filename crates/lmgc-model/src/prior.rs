@@ -7,139 +7,153 @@ use lmgc_core::TokenId;
 use lmgc_core::cdf::FrequencyTable;
 use lmgc_core::prior::{PrefillVisitor, Prior, PriorFingerprint, StepVisitor, TableSpec};
 
+use crate::engine::{Engine, HostEngine};
 use crate::exact::tables::SCORE_FRAC_BITS;
-use crate::exact::{ExactModel, KvCache, RECIPE_VERSION, Row};
+use crate::exact::{ExactModel, RECIPE_VERSION, Row};
 use crate::fetch::sha256_file;
 use crate::gguf::Gguf;
 use crate::tokenizer::BpeTokenizer;
 use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
-/// Rows per forward call while prefilling: bounds the activations held at once.
-pub const PREFILL_ROWS: usize = 512;
-
 /// The longest window any model is built for (RoPE tables and KV caches grow with it).
 pub const MAX_WINDOW: usize = 8192;
 
-/// An LLM prior: frequency tables from the integer-exact forward pass.
-pub struct LlmPrior<B: Backend> {
+/// An LLM prior: frequency tables from the integer-exact forward pass of an [`Engine`].
+pub struct LlmPrior {
     name: String,
-    model: ExactModel<B>,
+    engine: Box<dyn Engine>,
     tokenizer: BpeTokenizer,
     model_sha256: [u8; 32],
-    caches: Vec<KvCache>,
+    /// Seconds in the engine's forward passes and in building tables from their scores.
+    seconds: [f64; 2],
+    /// Allowed tokens of the current mask (see `use_mask`).
+    subset: Option<std::sync::Arc<[u32]>>,
 }
 
-impl<B: Backend> std::fmt::Debug for LlmPrior<B> {
+impl std::fmt::Debug for LlmPrior {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LlmPrior")
             .field("name", &self.name)
-            .field("model", &self.model)
+            .field("config", self.engine.config())
             .finish_non_exhaustive()
     }
 }
 
-impl<B: Backend> LlmPrior<B> {
-    /// Loads a GGUF llama file onto `device`. `name` goes into the fingerprint.
-    pub fn from_gguf(path: &Path, name: &str, device: B::Device) -> Result<Self> {
-        let g = Gguf::read(path)?;
-        let sha = hex_to_bytes(&sha256_file(path)?);
-        let weights = LlamaWeights::from_gguf(&g)?;
-        let tokenizer = BpeTokenizer::from_gguf(&g)?;
-        Self::new(name, &weights, tokenizer, sha, device)
-    }
+/// A model file read into weights and tokenizer, before an engine is built.
+pub struct Loaded {
+    /// The f32 weights.
+    pub weights: LlamaWeights,
+    /// The tokenizer.
+    pub tokenizer: BpeTokenizer,
+    /// SHA-256 of the file (or of the directory's files) they came from.
+    pub sha256: [u8; 32],
+}
 
-    /// Loads a Hugging Face model directory (see [`crate::hf`]) onto `device`.
-    pub fn from_hf_dir(dir: &Path, name: &str, device: B::Device) -> Result<Self> {
-        let m = crate::hf::load_dir(dir)?;
-        Self::new(name, &m.weights, m.tokenizer, m.sha256, device)
-    }
-
-    /// Loads a GGUF file or, for a directory, a Hugging Face model.
-    pub fn open(path: &Path, name: &str, device: B::Device) -> Result<Self> {
+impl Loaded {
+    /// Reads a GGUF file or, for a directory, a Hugging Face model (see [`crate::hf`]).
+    pub fn read(path: &Path) -> Result<Self> {
         if path.is_dir() {
-            Self::from_hf_dir(path, name, device)
+            let m = crate::hf::load_dir(path)?;
+            Ok(Loaded {
+                weights: m.weights,
+                tokenizer: m.tokenizer,
+                sha256: m.sha256,
+            })
         } else {
-            Self::from_gguf(path, name, device)
+            let g = Gguf::read(path)?;
+            Ok(Loaded {
+                sha256: hex_to_bytes(&sha256_file(path)?),
+                weights: LlamaWeights::from_gguf(&g)?,
+                tokenizer: BpeTokenizer::from_gguf(&g)?,
+            })
         }
     }
 
-    /// A prior from loaded weights; `model_sha256` identifies the file they came from.
-    pub fn new(
-        name: &str,
-        weights: &LlamaWeights,
-        tokenizer: BpeTokenizer,
-        model_sha256: [u8; 32],
-        device: B::Device,
-    ) -> Result<Self> {
-        if tokenizer.vocab_size() > weights.config.vocab {
+    /// Window positions an engine for these weights is built for.
+    pub fn positions(&self) -> usize {
+        self.weights.config.context_len.min(MAX_WINDOW)
+    }
+}
+
+impl LlmPrior {
+    /// Loads a GGUF file or, for a directory, a Hugging Face model onto a burn backend's
+    /// `device`. `name` goes into the fingerprint.
+    pub fn open<B: Backend>(path: &Path, name: &str, device: B::Device) -> Result<Self> {
+        let l = Loaded::read(path)?;
+        let model = ExactModel::<B>::new(&l.weights, device, l.positions())?;
+        Self::new(name, l, Box::new(HostEngine::new(model)))
+    }
+
+    /// A prior from loaded weights and the engine built from them.
+    pub fn new(name: &str, loaded: Loaded, engine: Box<dyn Engine>) -> Result<Self> {
+        if loaded.tokenizer.vocab_size() > loaded.weights.config.vocab {
             return Err(Error::Unsupported(format!(
                 "tokenizer has {} tokens, the model {}",
-                tokenizer.vocab_size(),
-                weights.config.vocab
+                loaded.tokenizer.vocab_size(),
+                loaded.weights.config.vocab
             )));
         }
-        let positions = weights.config.context_len.min(MAX_WINDOW);
         Ok(LlmPrior {
             name: name.to_owned(),
-            model: ExactModel::new(weights, device, positions)?,
-            tokenizer,
-            model_sha256,
-            caches: Vec::new(),
+            engine,
+            tokenizer: loaded.tokenizer,
+            model_sha256: loaded.sha256,
+            seconds: [0.0; 2],
+            subset: None,
         })
     }
 
-    /// The model.
-    pub fn model(&self) -> &ExactModel<B> {
-        &self.model
+    /// The engine.
+    pub fn engine(&self) -> &dyn Engine {
+        &*self.engine
     }
 
     /// Longest window (BOS included) this prior accepts.
     pub fn max_window(&self) -> usize {
-        self.model.max_positions()
+        self.engine.max_positions()
     }
 
-    fn use_mask(&mut self, spec: &TableSpec) {
+    fn use_mask(&mut self, spec: &TableSpec) -> Result<()> {
+        let vocab = self.engine.config().vocab;
         let rows: Option<Vec<usize>> = spec.mask.as_ref().map(|m| {
             m.iter()
                 .enumerate()
-                .filter(|&(i, &ok)| ok && i < self.model.config().vocab)
+                .filter(|&(i, &ok)| ok && i < vocab)
                 .map(|(i, _)| i)
                 .collect()
         });
-        self.model.set_output_rows(rows.as_deref());
+        // The output rows the tokenizer can produce: the engine's rows are sorted, so these
+        // come first and the subset table reads their scores as a prefix.
+        let tok_vocab = self.tokenizer.vocab_size();
+        self.subset = rows.as_ref().map(|r| {
+            r.iter()
+                .filter(|&&t| t < tok_vocab)
+                .map(|&t| t as u32)
+                .collect::<Vec<_>>()
+                .into()
+        });
+        self.engine.set_output_rows(rows.as_deref())
     }
 
-    /// A frequency table from scores over the model's output rows.
-    fn table(
-        &self,
-        scores: &[i32],
-        spec: &TableSpec,
-        full: &mut Vec<i32>,
-    ) -> lmgc_core::Result<FrequencyTable> {
+    /// A frequency table from scores over the model's output rows: over the allowed tokens
+    /// only when the output is masked (the cost then follows the mask, not the vocabulary).
+    fn table(&self, scores: &[i32], spec: &TableSpec) -> lmgc_core::Result<FrequencyTable> {
         let vocab = self.tokenizer.vocab_size();
-        match self.model.output_rows() {
-            None => FrequencyTable::from_scores(
+        match (&self.subset, self.engine.output_rows()) {
+            (Some(symbols), Some(_)) => FrequencyTable::from_scores_subset(
+                symbols.clone(),
+                vocab,
+                &scores[..symbols.len()],
+                SCORE_FRAC_BITS as u8,
+                spec.precision,
+            ),
+            _ => FrequencyTable::from_scores(
                 &scores[..vocab],
                 SCORE_FRAC_BITS as u8,
                 spec.mask.as_deref(),
                 spec.precision,
             ),
-            Some(rows) => {
-                full.clear();
-                full.resize(vocab, i32::MIN / 2);
-                for (&r, &s) in rows.iter().zip(scores) {
-                    if r < vocab {
-                        full[r] = s;
-                    }
-                }
-                FrequencyTable::from_scores(
-                    full,
-                    SCORE_FRAC_BITS as u8,
-                    spec.mask.as_deref(),
-                    spec.precision,
-                )
-            }
         }
     }
 }
@@ -152,7 +166,7 @@ fn hex_to_bytes(hex: &str) -> [u8; 32] {
     out
 }
 
-impl<B: Backend> Prior for LlmPrior<B> {
+impl Prior for LlmPrior {
     fn fingerprint(&self) -> PriorFingerprint {
         PriorFingerprint {
             name: self.name.clone(),
@@ -196,52 +210,78 @@ impl<B: Backend> Prior for LlmPrior<B> {
             ))
             .into());
         }
-        self.use_mask(spec);
-        // Every token but each window's last is an input; rows go in window order, in
-        // chunks of PREFILL_ROWS, with one cache per window alive while it is being read.
-        let inputs: Vec<(usize, usize)> = windows
-            .iter()
-            .enumerate()
-            .flat_map(|(w, win)| (0..win.len().saturating_sub(1)).map(move |t| (w, t)))
-            .collect();
-        let mut caches: Vec<KvCache> = Vec::new();
-        let mut slot_of: Vec<Option<usize>> = vec![None; windows.len()];
-        let mut full = Vec::new();
-        for chunk in inputs.chunks(PREFILL_ROWS) {
-            let rows: Vec<Row> = chunk
-                .iter()
-                .map(|&(w, t)| {
-                    let slot = *slot_of[w].get_or_insert_with(|| {
-                        caches.push(self.model.new_cache());
-                        caches.len() - 1
-                    });
-                    Row {
-                        cache: slot,
-                        token: windows[w][t],
-                    }
-                })
-                .collect();
-            let scores = self.model.forward(&rows, &mut caches)?;
-            for (&(w, t), s) in chunk.iter().zip(&scores) {
-                visit(w, t + 1, &self.table(s, spec, &mut full)?)?;
-            }
-            // Windows before the chunk's last one are complete: free their caches.
-            if let Some(&(last, _)) = chunk.last() {
-                for &slot in slot_of[..last].iter().flatten() {
-                    caches[slot] = KvCache::default();
+        self.use_mask(spec)?;
+        // Every token but each window's last is an input. Windows go in groups of about
+        // `prefill_rows` inputs (at least one window), each group's windows open together
+        // and its rows in window order, in chunks of `prefill_rows`.
+        let per_call = self.engine.prefill_rows().max(1);
+        let longest = windows.iter().map(|w| w.len()).max().unwrap_or(0);
+        let mut start = 0;
+        while start < windows.len() {
+            let mut end = start;
+            let mut inputs = 0;
+            while end < windows.len() {
+                let more = windows[end].len().saturating_sub(1);
+                if end > start && inputs + more > per_call {
+                    break;
                 }
+                inputs += more;
+                end += 1;
             }
+            self.engine.open(end - start, longest)?;
+            let rows: Vec<(usize, usize)> = (start..end)
+                .flat_map(|w| (0..windows[w].len().saturating_sub(1)).map(move |t| (w, t)))
+                .collect();
+            for chunk in rows.chunks(per_call) {
+                let input: Vec<Row> = chunk
+                    .iter()
+                    .map(|&(w, t)| Row {
+                        cache: w - start,
+                        token: windows[w][t],
+                    })
+                    .collect();
+                let t0 = std::time::Instant::now();
+                let scores = self.engine.forward(&input)?;
+                let t1 = std::time::Instant::now();
+                for (&(w, t), s) in chunk.iter().zip(&scores) {
+                    visit(w, t + 1, &self.table(s, spec)?)?;
+                }
+                self.seconds[0] += (t1 - t0).as_secs_f64();
+                self.seconds[1] += t1.elapsed().as_secs_f64();
+            }
+            start = end;
         }
         Ok(())
     }
 
     fn state_bytes_per_position(&self) -> usize {
-        self.model.cache_bytes_per_position()
+        self.engine.cache_bytes_per_position()
     }
 
-    fn start(&mut self, n: usize) -> lmgc_core::Result<()> {
-        self.caches = (0..n).map(|_| self.model.new_cache()).collect();
-        Ok(())
+    fn state_budget(&self) -> usize {
+        self.engine.cache_budget()
+    }
+
+    /// `model`: seconds in forward passes (device work included); `tables_and_coder`:
+    /// seconds building tables from scores and in the visitor (the range coder).
+    fn profile(&self) -> Vec<(&'static str, f64)> {
+        let mut v = vec![
+            ("model", self.seconds[0]),
+            ("tables_and_coder", self.seconds[1]),
+        ];
+        v.extend(self.engine.profile());
+        v
+    }
+
+    fn start(&mut self, n: usize, positions: usize) -> lmgc_core::Result<()> {
+        if positions > self.max_window() {
+            return Err(Error::Unsupported(format!(
+                "windows of {positions} tokens; this model takes at most {}",
+                self.max_window()
+            ))
+            .into());
+        }
+        Ok(self.engine.open(n, positions)?)
     }
 
     fn step(
@@ -250,18 +290,19 @@ impl<B: Backend> Prior for LlmPrior<B> {
         spec: &TableSpec,
         visit: &mut StepVisitor<'_>,
     ) -> lmgc_core::Result<()> {
-        self.use_mask(spec);
+        self.use_mask(spec)?;
         let rows: Vec<Row> = inputs
             .iter()
             .map(|&(cache, token)| Row { cache, token })
             .collect();
-        let mut caches = std::mem::take(&mut self.caches);
-        let scores = self.model.forward(&rows, &mut caches);
-        self.caches = caches;
-        let mut full = Vec::new();
-        for (&(w, _), s) in inputs.iter().zip(&scores?) {
-            visit(w, &self.table(s, spec, &mut full)?)?;
+        let t0 = std::time::Instant::now();
+        let scores = self.engine.forward(&rows)?;
+        let t1 = std::time::Instant::now();
+        for (&(w, _), s) in inputs.iter().zip(&scores) {
+            visit(w, &self.table(s, spec)?)?;
         }
+        self.seconds[0] += (t1 - t0).as_secs_f64();
+        self.seconds[1] += t1.elapsed().as_secs_f64();
         Ok(())
     }
 }

@@ -203,7 +203,7 @@ fn a_directory_model_codes_as_a_prior() {
     let w = LlamaWeights::random(config(), 12).unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_dir(dir.path(), &w, 1);
-    let mut p = LlmPrior::<NdArray<f32>>::open(dir.path(), "tiny-hf", NdArrayDevice::Cpu).unwrap();
+    let mut p = LlmPrior::open::<NdArray<f32>>(dir.path(), "tiny-hf", NdArrayDevice::Cpu).unwrap();
     let ids = p.tokenize(b"3fc00000 bf800000 fff").unwrap();
     let mut win = vec![p.bos()];
     win.extend(ids);
@@ -227,7 +227,7 @@ fn a_directory_model_codes_as_a_prior() {
         &LlamaWeights::random(config(), 13).unwrap(),
         1,
     );
-    let q = LlmPrior::<NdArray<f32>>::open(other.path(), "tiny-hf", NdArrayDevice::Cpu).unwrap();
+    let q = LlmPrior::open::<NdArray<f32>>(other.path(), "tiny-hf", NdArrayDevice::Cpu).unwrap();
     assert_ne!(q.fingerprint(), fp);
 }
 

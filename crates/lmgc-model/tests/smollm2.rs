@@ -191,15 +191,15 @@ mod exact {
     use lmgc_model::reference::ReferenceModel;
     use xxhash_rust::xxh3::Xxh3;
 
-    fn prior() -> Option<LlmPrior<NdArray<f32>>> {
+    fn prior() -> Option<LlmPrior> {
         let path = {
             static PATH: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
             PATH.get_or_init(model_path).clone()?
         };
-        Some(LlmPrior::from_gguf(&path, "smollm2-135m", NdArrayDevice::Cpu).unwrap())
+        Some(LlmPrior::open::<NdArray<f32>>(&path, "smollm2-135m", NdArrayDevice::Cpu).unwrap())
     }
 
-    fn hex_windows(p: &LlmPrior<NdArray<f32>>) -> (Vec<Vec<u32>>, TableSpec) {
+    fn hex_windows(p: &LlmPrior) -> (Vec<Vec<u32>>, TableSpec) {
         let spec: SerializerSpec = "hex-space-be".parse().unwrap();
         let floats: Vec<u8> = (0..24u32)
             .flat_map(|i| ((i as f32 - 11.5) * 0.0123).to_le_bytes())
@@ -238,7 +238,7 @@ mod exact {
         })
         .unwrap();
         let mut stepped = Vec::new();
-        p.start(2).unwrap();
+        p.start(2, windows[0].len()).unwrap();
         for t in 0..windows[0].len() - 1 {
             let inputs: Vec<(usize, u32)> = (0..2)
                 .filter(|&w| t + 1 < windows[w].len())

@@ -36,7 +36,7 @@ pub const RECIPE_VERSION: u32 = 1;
 /// Fraction bits of the residual stream.
 pub const RESIDUAL_FRAC: i32 = 24;
 /// Levels of a matmul input (16-bit).
-const ACT_LEVELS: i64 = 32767;
+pub(crate) const ACT_LEVELS: i64 = 32767;
 /// Levels of a cached value (24-bit fixed point).
 const V_LEVELS: i64 = (1 << 23) - 1;
 /// Levels of an attention probability (12-bit).
@@ -46,14 +46,14 @@ const FFN_LEVELS: i64 = (1 << 31) - 1;
 
 /// RMSNorm weights as dyadic mantissas `G_i · 2^exp`.
 #[derive(Debug, Clone)]
-struct Norm {
-    gamma: Vec<i64>,
-    exp: i32,
-    eps: i64,
+pub(crate) struct Norm {
+    pub(crate) gamma: Vec<i64>,
+    pub(crate) exp: i32,
+    pub(crate) eps: i64,
 }
 
 impl Norm {
-    fn new(gamma: &[f32], eps: f64) -> Self {
+    pub(crate) fn new(gamma: &[f32], eps: f64) -> Self {
         // Norm weights within 2^24 of the largest keep every bit of their f32 value.
         let (gamma, exp) = fixed::dyadic_common(gamma, 24);
         Norm {
@@ -101,7 +101,7 @@ struct Layer<B: Backend> {
 /// Static per-channel exponents for cached values: `|v_o| ≤ s_o · √d · ‖Wq_o ⊙ γ‖₂` by
 /// Cauchy–Schwarz (`‖x / rms(x)‖₂ ≤ √d`), plus the input's rounding, with 1% slack. Values
 /// then fit 24 bits; the clamp in [`ExactModel::forward`] is a guard, not a path.
-fn value_exponents(wv: &Quantized, gamma: &[f32]) -> Vec<i32> {
+pub(crate) fn value_exponents(wv: &Quantized, gamma: &[f32]) -> Vec<i32> {
     let d = wv.inp as f64;
     let gmax = gamma.iter().fold(0f64, |a, &g| a.max(f64::from(g).abs()));
     (0..wv.out)
@@ -124,6 +124,24 @@ fn value_exponents(wv: &Quantized, gamma: &[f32]) -> Vec<i32> {
             e
         })
         .collect()
+}
+
+/// Levels of a cached key: 16-bit query limbs (≤128) times keys stay below 2^24 over a head.
+pub(crate) fn key_levels(head_dim: usize) -> i64 {
+    (((1i64 << 24) - 1) / (head_dim as i64 * 128)).min(ACT_LEVELS)
+}
+
+/// `round(2^30 / (√head_dim · ln 2))`: a q·k product to log2-domain score units.
+pub(crate) fn score_scale(head_dim: usize) -> i64 {
+    fixed_f64(
+        1.0 / ((head_dim as f64).sqrt() * std::f64::consts::LN_2),
+        ONE_BITS,
+    )
+}
+
+/// `round(2^30 / ln 2)`: a logit in nats to bits.
+pub(crate) fn logit_scale() -> i64 {
+    fixed_f64(1.0 / std::f64::consts::LN_2, ONE_BITS)
 }
 
 /// One window's keys and values for every layer.
@@ -234,17 +252,13 @@ impl<B: Backend> ExactModel<B> {
             .collect();
         let output = Quantized::new(w.output());
         let output_all = QuantLinear::upload(output.clone(), &device, false);
-        // Keys: 16-bit query limbs (≤128) times keys must stay below 2^24 over a head.
-        let k_levels = (((1i64 << 24) - 1) / (hd as i64 * 128)).min(ACT_LEVELS);
+        let k_levels = key_levels(hd);
         Ok(ExactModel {
             embedding: w.embedding.data().to_vec(),
             out_norm: Norm::new(&w.out_norm, c.rms_eps),
             tables: Tables::new(hd, c.rope_base, max_positions),
-            score_scale: fixed_f64(
-                1.0 / ((hd as f64).sqrt() * std::f64::consts::LN_2),
-                ONE_BITS,
-            ),
-            logit_scale: fixed_f64(1.0 / std::f64::consts::LN_2, ONE_BITS),
+            score_scale: score_scale(hd),
+            logit_scale: logit_scale(),
             k_levels,
             layers,
             output,

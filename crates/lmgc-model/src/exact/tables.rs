@@ -22,7 +22,7 @@ pub struct Tables {
     /// `round(2^30 · 2^(-k/1024))` for `k` in `0..1024`.
     pub exp2: Vec<i64>,
     /// `round(2^30 · σ(i / 1024 - 32))` for `i` in `0..=65536`.
-    sigmoid: Vec<i64>,
+    pub sigmoid: Vec<i64>,
     /// `round(2^30 · cos(p · θ_i))`, `θ_i = base^(-2i/head_dim)`, row `p`, column `i`.
     pub cos: Vec<i32>,
     /// The same with `sin`.

@@ -1,0 +1,507 @@
+// The exact recipe (docs/decisions/0006, v1) as CUDA kernels: every function here is a
+// line-by-line port of crates/lmgc-model/src/exact/{mod,fixed,tables}.rs and must give the
+// same integers. Compiled at run time by NVRTC with --device-int128.
+//
+// Layout conventions: row-major; `M` rows per call; a warp-per-row kernel uses blockDim.x
+// = 32 * WARPS and one warp per (row[, head]).
+
+typedef long long i64;
+typedef unsigned long long u64;
+typedef __int128 i128;
+typedef unsigned __int128 u128;
+typedef short i16;
+
+// WARP may be defined as 1 to run the kernels one thread per warp on a CPU (tests of the
+// source itself); every reduction and local array below is written for any WARP.
+#ifndef WARP
+#define WARP 32
+#endif
+#define I64_MAX 9223372036854775807LL
+#define I64_MIN (-I64_MAX - 1LL)
+// Per-lane slots for a head's values (head_dim <= 256).
+#define HEAD_SLOTS ((256 + WARP - 1) / WARP)
+#define FULL 0xffffffffu
+
+// ---- fixed.rs ----------------------------------------------------------------------------
+
+// floor(v / 2^s + 1/2) for s >= 0; v * 2^-s for s < 0 (bits above 127 dropped, as Rust's <<).
+__device__ __forceinline__ i128 round_shift(i128 v, int s) {
+    if (s == 0) return v;
+    if (s > 0) {
+        if (s >= 127) return 0;
+        return (i128)((u128)v + ((u128)1 << (s - 1))) >> s;
+    }
+    int t = -s;
+    if (t > 126) t = 126;
+    return (i128)((u128)v << t);
+}
+
+// floor(a / b + 1/2) for b > 0 (Rust: (2a + b).div_euclid(2b)).
+__device__ __forceinline__ i128 div_round(i128 a, i128 b) {
+    i128 n = 2 * a + b, d = 2 * b;
+    i128 q = n / d;
+    if (n % d < 0) q -= 1;
+    return q;
+}
+
+__device__ __forceinline__ int clz128(u128 x) {
+    u64 hi = (u64)(x >> 64), lo = (u64)x;
+    return hi ? __clzll((i64)hi) : 64 + (lo ? __clzll((i64)lo) : 64);
+}
+
+__device__ u128 isqrt(u128 n) {
+    if (n < 2) return n;
+    int bits = 128 - clz128(n);
+    u128 x = (u128)1 << ((bits + 1) / 2);
+    for (;;) {
+        u128 y = (x + n / x) / 2;
+        if (y >= x) return x;
+        x = y;
+    }
+}
+
+__device__ __forceinline__ u128 uabs(i128 v) { return v < 0 ? (u128)0 - (u128)v : (u128)v; }
+
+// The shift quantize_row picks for a row whose largest magnitude is `max`.
+__device__ int quant_shift(u128 max, i64 levels) {
+    int s = 0;
+    int bits = 128 - clz128(max);
+    int level_bits = 64 - __clzll(levels);
+    if (bits > level_bits) s = bits - level_bits - 1;
+    while (round_shift((i128)max, s) > (i128)levels) s += 1;
+    return s;
+}
+
+__device__ __forceinline__ int quant_apply(i128 v, int s, i64 levels) {
+    i128 q = round_shift(v, s);
+    if (q > (i128)levels) q = levels;
+    if (q < -(i128)levels) q = -levels;
+    return (int)q;
+}
+
+// ---- warp reductions ---------------------------------------------------------------------
+
+__device__ __forceinline__ u128 shfl_u128(u128 v, int src) {
+    u64 hi = __shfl_sync(FULL, (u64)(v >> 64), src);
+    u64 lo = __shfl_sync(FULL, (u64)v, src);
+    return ((u128)hi << 64) | lo;
+}
+__device__ __forceinline__ u128 shfl_xor_u128(u128 v, int m) {
+    u64 hi = __shfl_xor_sync(FULL, (u64)(v >> 64), m);
+    u64 lo = __shfl_xor_sync(FULL, (u64)v, m);
+    return ((u128)hi << 64) | lo;
+}
+__device__ __forceinline__ u128 warp_max_u128(u128 v) {
+    for (int m = WARP / 2; m > 0; m >>= 1) {
+        u128 o = shfl_xor_u128(v, m);
+        if (o > v) v = o;
+    }
+    return v;
+}
+__device__ __forceinline__ u128 warp_sum_u128(u128 v) {
+    for (int m = WARP / 2; m > 0; m >>= 1) v += shfl_xor_u128(v, m);
+    return v;
+}
+__device__ __forceinline__ i64 warp_max_i64(i64 v) {
+    for (int m = WARP / 2; m > 0; m >>= 1) {
+        i64 o = __shfl_xor_sync(FULL, v, m);
+        if (o > v) v = o;
+    }
+    return v;
+}
+__device__ __forceinline__ i64 warp_sum_i64(i64 v) {
+    for (int m = WARP / 2; m > 0; m >>= 1) v += __shfl_xor_sync(FULL, v, m);
+    return v;
+}
+
+// quantize_row over `n` i128 values held in global memory, by one warp: levels into `out`,
+// returns exp + shift on every lane.
+__device__ int warp_quantize(const i128* v, int n, int exp, i64 levels, int* out) {
+    int lane = threadIdx.x % WARP;
+    u128 m = 0;
+    for (int i = lane; i < n; i += WARP) {
+        u128 a = uabs(v[i]);
+        if (a > m) m = a;
+    }
+    m = warp_max_u128(m);
+    int s = quant_shift(m, levels);
+    for (int i = lane; i < n; i += WARP) out[i] = quant_apply(v[i], s, levels);
+    return exp + s;
+}
+
+__device__ __forceinline__ int warp_id() { return (blockIdx.x * blockDim.x + threadIdx.x) / WARP; }
+__device__ __forceinline__ i64 thread_id() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
+
+// ---- tables.rs ---------------------------------------------------------------------------
+
+__device__ __forceinline__ i64 exp2_neg(const i64* exp2, i64 d) {
+    i64 whole = d >> 10;
+    if (whole > 40) return 0;
+    return exp2[d & 1023] >> whole;
+}
+
+__device__ __forceinline__ i64 sigmoid_q16(const i64* sig, i64 x) {
+    const i64 limit = (i64)32 << 16;
+    if (x <= -limit) return 0;
+    if (x >= limit) return (i64)1 << 30;
+    i64 shifted = x + limit;
+    i64 i = shifted >> 6;
+    i64 frac = shifted & 63;
+    i64 a = sig[i], b = sig[i + 1];
+    return a + (((b - a) * frac + 32) >> 6);
+}
+
+// ---- kernels -----------------------------------------------------------------------------
+
+extern "C" __global__ void embed(int M, int d, const int* tok, const float* emb, i64* x) {
+    i64 t = thread_id();
+    if (t >= (i64)M * d) return;
+    int r = t / d, i = t % d;
+    double v = (double)emb[(i64)tok[r] * d + i] * 16777216.0;
+    x[t] = (i64)round(v);
+}
+
+// RMSNorm: warp per row. `scratch` holds M x d mantissas.
+extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamma, int gexp,
+                                     i64 eps, i128* scratch, int* h, int* hexp) {
+    int r = warp_id();
+    if (r >= M) return;
+    int lane = threadIdx.x % WARP;
+    const i64* row = x + (i64)r * d;
+    u128 sumsq = 0;
+    for (int i = lane; i < d; i += WARP) {
+        i128 v = row[i];
+        sumsq += (u128)(v * v);
+    }
+    sumsq = warp_sum_u128(sumsq);
+    u128 rms = 0;
+    if (lane == 0) {
+        u128 var = sumsq / (u128)d + (u128)eps;
+        rms = isqrt(var);
+        if (rms < 1) rms = 1;
+    }
+    rms = shfl_u128(rms, 0);
+    i128* m = scratch + (i64)r * d;
+    for (int i = lane; i < d; i += WARP) {
+        m[i] = div_round((i128)row[i] << 32, (i128)rms) * (i128)gamma[i];
+    }
+    __syncwarp();
+    int e = warp_quantize(m, d, gexp - 32, 32767, h + (i64)r * d);
+    if (lane == 0) hexp[r] = e;
+}
+
+// 16-bit levels to two base-256 limbs in [-128, 128]: rows 0..M low, M..2M high.
+extern "C" __global__ void to_limbs(int M, int K, const int* h, float* limbs) {
+    i64 t = thread_id();
+    if (t >= (i64)M * K) return;
+    i64 x = h[t];
+    i64 lo = ((x + 128) % 256 + 256) % 256 - 128;
+    i64 hi = (x - lo) / 256;
+    limbs[t] = (float)lo;
+    limbs[(i64)M * K + t] = (float)hi;
+}
+
+// acc (+)= lo + 256 hi from one GEMM piece; flags any sum that is not an exact integer.
+extern "C" __global__ void combine(int M, int N, const float* g, i64* acc, int first,
+                                   int* err) {
+    i64 t = thread_id();
+    if (t >= (i64)M * N) return;
+    float lo = g[t], hi = g[(i64)M * N + t];
+    if (lo != truncf(lo) || hi != truncf(hi) || fabsf(lo) >= 16777216.0f ||
+        fabsf(hi) >= 16777216.0f) {
+        atomicExch(err, 1);
+    }
+    i64 v = (i64)lo + 256 * (i64)hi;
+    acc[t] = first ? v : acc[t] + v;
+}
+
+// Queries and keys: warp per (row, head), heads 0..nh queries, nh..nh+nkv keys. RoPE on
+// adjacent pairs; lane l owns pairs l, l + WARP, ...
+extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* acc, int width,
+                                   const i64* scale, int wexp, const int* hexp, const int* pos,
+                                   const int* slot, const int* cosq, const int* sinq,
+                                   i64 k_levels, int* q, int* qexp, i16* kc, int* kexpc,
+                                   int layer, int slots, int cap) {
+    int w = warp_id();
+    int heads = nh + nkv;
+    if (w >= M * heads) return;
+    int r = w / heads, head = w % heads;
+    int lane = threadIdx.x % WARP;
+    int pairs = hd / 2;
+    int d = nh * hd;
+    int o = head < nh ? head * hd : d + (head - nh) * hd;
+    int e = hexp[r] + wexp;
+    const i64* row = acc + (i64)r * width;
+    i128 full[HEAD_SLOTS];
+    u128 m = 0;
+    int n = 0;
+    for (int p = lane; p < pairs; p += WARP, n += 2) {
+        full[n] = (i128)row[o + 2 * p] * (i128)scale[o + 2 * p];
+        full[n + 1] = (i128)row[o + 2 * p + 1] * (i128)scale[o + 2 * p + 1];
+        u128 a = uabs(full[n]), b = uabs(full[n + 1]);
+        if (a > m) m = a;
+        if (b > m) m = b;
+    }
+    m = warp_max_u128(m);
+    int s1 = quant_shift(m, (i64)1 << 30);
+    int e1 = e + s1;
+    int p0 = pos[r];
+    i128 rot[HEAD_SLOTS];
+    u128 m2 = 0;
+    n = 0;
+    for (int p = lane; p < pairs; p += WARP, n += 2) {
+        i128 a = quant_apply(full[n], s1, (i64)1 << 30);
+        i128 b = quant_apply(full[n + 1], s1, (i64)1 << 30);
+        i128 c = cosq[(i64)p0 * pairs + p], s = sinq[(i64)p0 * pairs + p];
+        rot[n] = a * c - b * s;
+        rot[n + 1] = a * s + b * c;
+        u128 x = uabs(rot[n]), y = uabs(rot[n + 1]);
+        if (x > m2) m2 = x;
+        if (y > m2) m2 = y;
+    }
+    m2 = warp_max_u128(m2);
+    i64 levels = head < nh ? 32767 : k_levels;
+    int s2 = quant_shift(m2, levels);
+    int er = e1 - 30 + s2;
+    n = 0;
+    if (head < nh) {
+        int* out = q + (i64)r * d + head * hd;
+        for (int p = lane; p < pairs; p += WARP, n += 2) {
+            out[2 * p] = quant_apply(rot[n], s2, levels);
+            out[2 * p + 1] = quant_apply(rot[n + 1], s2, levels);
+        }
+        if (lane == 0) qexp[r * nh + head] = er;
+    } else {
+        int kvh = head - nh;
+        i64 base = (((i64)layer * slots + slot[r]) * cap + p0) * nkv + kvh;
+        i16* out = kc + base * hd;
+        for (int p = lane; p < pairs; p += WARP, n += 2) {
+            out[2 * p] = (i16)quant_apply(rot[n], s2, levels);
+            out[2 * p + 1] = (i16)quant_apply(rot[n + 1], s2, levels);
+        }
+        if (lane == 0) kexpc[base] = er;
+    }
+}
+
+// Values into the cache at their static per-channel exponents: thread per (row, channel).
+extern "C" __global__ void v_store(int M, int kvd, int voff, const i64* acc, int width,
+                                   const i64* scale, int wexp, const int* hexp, const int* vexp,
+                                   const int* pos, const int* slot, int* vc, int layer,
+                                   int slots, int cap) {
+    i64 t = thread_id();
+    if (t >= (i64)M * kvd) return;
+    int r = t / kvd, ch = t % kvd;
+    int e = hexp[r] + wexp;
+    i128 v = (i128)acc[(i64)r * width + voff + ch] * (i128)scale[voff + ch];
+    i128 f = round_shift(v, vexp[ch] - e);
+    const i128 L = (1 << 23) - 1;
+    if (f > L) f = L;
+    if (f < -L) f = -L;
+    vc[(((i64)layer * slots + slot[r]) * cap + pos[r]) * kvd + ch] = (int)f;
+}
+
+__device__ __forceinline__ i64 score(const int* qh, const i16* k, int hd, int qe, int ke,
+                                     i64 score_scale) {
+    // |q| < 2^15 and |k| < 2^11: 16 products sum below 2^30, exact in 32 bits.
+    i64 s = 0;
+    if (hd % 16 == 0) {
+        // 16-byte loads: rows start on 128-byte boundaries for head_dim a multiple of 16.
+        const int4* q4 = (const int4*)qh;
+        const int4* k8 = (const int4*)k;
+        for (int c = 0; c < hd / 16; c++) {
+            int part = 0;
+            int4 kk[2] = {k8[2 * c], k8[2 * c + 1]};
+            const i16* kv = (const i16*)kk;
+            for (int u = 0; u < 4; u++) {
+                int4 qq = q4[4 * c + u];
+                part += qq.x * (int)kv[4 * u] + qq.y * (int)kv[4 * u + 1] +
+                        qq.z * (int)kv[4 * u + 2] + qq.w * (int)kv[4 * u + 3];
+            }
+            s += part;
+        }
+    } else {
+        for (int i0 = 0; i0 < hd; i0 += 16) {
+            int part = 0;
+            int end = i0 + 16 < hd ? i0 + 16 : hd;
+            for (int i = i0; i < end; i++) part += qh[i] * (int)k[i];
+            s += part;
+        }
+    }
+    return (i64)round_shift((i128)s * (i128)score_scale, 30 - 10 - qe - ke);
+}
+
+// Attention in three passes, each parallel over cache positions as well as rows and heads
+// (a decoding step has few rows): scores, then per (row, head) the max, the total and every
+// probability, then P · V. `z` holds M x nh x cap scores, then probabilities.
+
+// Scores: thread per (row, head, position j <= pos).
+extern "C" __global__ void att_scores(int M, int nh, int nkv, int hd, const int* q,
+                                      const int* qexp, const i16* kc, const int* kexpc,
+                                      const int* pos, const int* slot, i64 score_scale,
+                                      int layer, int slots, int cap, i64* z) {
+    i64 t = thread_id();
+    if (t >= (i64)M * nh * cap) return;
+    int j = t % cap;
+    int rh = t / cap;
+    int r = rh / nh, head = rh % nh;
+    if (j > pos[r]) return;
+    int group = nh / nkv, kvh = head / group, kvd = nkv * hd;
+    i64 sbase = ((i64)layer * slots + slot[r]) * cap + j;
+    z[t] = score(q + (i64)r * nh * hd + head * hd, kc + sbase * kvd + kvh * hd, hd,
+                 qexp[r * nh + head], kexpc[sbase * nkv + kvh], score_scale);
+}
+
+// Probabilities: warp per (row, head); overwrites the scores with 12-bit probabilities.
+extern "C" __global__ void att_probs(int M, int nh, const int* pos, const i64* exp2, int cap,
+                                     i64* z) {
+    int w = warp_id();
+    if (w >= M * nh) return;
+    int r = w / nh;
+    int lane = threadIdx.x % WARP;
+    int n = pos[r] + 1;
+    i64* zr = z + (i64)w * cap;
+    i64 mx = I64_MIN;
+    for (int j = lane; j < n; j += WARP) mx = zr[j] > mx ? zr[j] : mx;
+    mx = warp_max_i64(mx);
+    i64 total = 0;
+    for (int j = lane; j < n; j += WARP) total += exp2_neg(exp2, mx - zr[j]);
+    total = warp_sum_i64(total);
+    for (int j = lane; j < n; j += WARP) {
+        i64 wj = exp2_neg(exp2, mx - zr[j]);
+        zr[j] = (2 * wj * 4095 + total) / (2 * total);
+    }
+}
+
+#define PV_SPAN 128
+
+// P · V partial sums: thread per (row, head, channel, span of PV_SPAN positions), added into
+// `acc` (zeroed, M x d) with 64-bit atomics: integer addition in any order is exact.
+extern "C" __global__ void att_pv(int M, int nh, int nkv, int hd, const i64* z, const int* vc,
+                                  const int* pos, const int* slot, int layer, int slots,
+                                  int cap, i64* acc) {
+    int spans = (cap + PV_SPAN - 1) / PV_SPAN;
+    i64 t = thread_id();
+    if (t >= (i64)M * nh * hd * spans) return;
+    int i = t % hd;
+    i64 rest = t / hd;
+    int sp = rest % spans;
+    int rh = rest / spans;
+    int r = rh / nh, head = rh % nh;
+    int group = nh / nkv, kvh = head / group, kvd = nkv * hd;
+    int n = pos[r] + 1;
+    int j0 = sp * PV_SPAN, j1 = j0 + PV_SPAN < n ? j0 + PV_SPAN : n;
+    if (j0 >= j1) return;
+    const i64* p = z + (i64)rh * cap;
+    const int* vb = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd + i;
+    i64 a = 0;
+    for (int j = j0; j < j1; j++) {
+        // p < 2^12 and |v| < 2^23: one 32 x 32 -> 64-bit multiply-add.
+        int pj = (int)p[j];
+        if (pj != 0) a += (i64)pj * (i64)vb[(i64)j * kvd];
+    }
+    if (a != 0) atomicAdd((unsigned long long*)&acc[(i64)rh * hd + i], (unsigned long long)a);
+}
+
+// The per-channel rescale of P · V: thread per (row, head, channel); mantissas M x d.
+extern "C" __global__ void att_out(int M, int nh, int nkv, int hd, const i64* acc,
+                                   const int* vexp, int vexp_min, i128* mant) {
+    i64 t = thread_id();
+    if (t >= (i64)M * nh * hd) return;
+    int i = t % hd;
+    int head = (t / hd) % nh;
+    int kvh = head / (nh / nkv);
+    int shift = vexp[kvh * hd + i] - vexp_min + 20;
+    mant[t] = div_round((i128)acc[t] << shift, (i128)4095);
+}
+
+extern "C" __global__ void zero_i64(i64 n, i64* v) {
+    i64 t = thread_id();
+    if (t < n) v[t] = 0;
+}
+
+// quantize_row per row of `n` mantissas with exponent `exp + (base ? base[r] : 0)`.
+extern "C" __global__ void quant_rows(int M, int n, const i128* v, int exp, const int* base,
+                                      i64 levels, int* out, int* out_exp) {
+    int r = warp_id();
+    if (r >= M) return;
+    int e = warp_quantize(v + (i64)r * n, n, exp + (base ? base[r] : 0), levels,
+                          out + (i64)r * n);
+    if (threadIdx.x % WARP == 0) out_exp[r] = e;
+}
+
+// x += round(acc * scale * 2^(e + wexp)) in the residual's fixed point (saturating).
+extern "C" __global__ void add_residual(int M, int d, const i64* acc, const i64* scale,
+                                        int wexp, const int* e, i64* x) {
+    i64 t = thread_id();
+    if (t >= (i64)M * d) return;
+    int r = t / d, o = t % d;
+    int shift = -(e[r] + wexp + 24);
+    i128 delta = round_shift((i128)acc[t] * (i128)scale[o], shift);
+    if (delta > (i128)I64_MAX) delta = I64_MAX;
+    if (delta < (i128)I64_MIN) delta = I64_MIN;
+    i128 s = (i128)x[t] + delta;
+    if (s > (i128)I64_MAX) s = I64_MAX;
+    if (s < (i128)I64_MIN) s = I64_MIN;
+    x[t] = (i64)s;
+}
+
+// Gate and up rows times their scales: thread per (row, output of 2f).
+extern "C" __global__ void scale_rows(int M, int n, const i64* acc, const i64* scale,
+                                      i128* out) {
+    i64 t = thread_id();
+    if (t >= (i64)M * n) return;
+    out[t] = (i128)acc[t] * (i128)scale[t % n];
+}
+
+// The shift quantize_row would use for each row's segment [off, off + n) of width `stride`.
+extern "C" __global__ void row_shift(int M, int n, int stride, int off, const i128* v,
+                                     i64 levels, int* shift) {
+    int r = warp_id();
+    if (r >= M) return;
+    int lane = threadIdx.x % WARP;
+    const i128* row = v + (i64)r * stride + off;
+    u128 m = 0;
+    for (int i = lane; i < n; i += WARP) {
+        u128 a = uabs(row[i]);
+        if (a > m) m = a;
+    }
+    m = warp_max_u128(m);
+    if (lane == 0) shift[r] = quant_shift(m, levels);
+}
+
+// SiLU(gate) * up: thread per (row, channel of f); writes the row's mantissa exponent base.
+extern "C" __global__ void ffn_act(int M, int f, const i128* gu, const int* sg, const int* su,
+                                   const int* hexp, int wexp, const i64* sig, i128* mant,
+                                   int* ebase) {
+    i64 t = thread_id();
+    if (t >= (i64)M * f) return;
+    int r = t / f, o = t % f;
+    const i64 L = 2147483647;
+    int e = hexp[r] + wexp;
+    int eg = e + sg[r], eu = e + su[r];
+    const i128* row = gu + (i64)r * 2 * f;
+    i128 gv = quant_apply(row[o], sg[r], L);
+    i128 uv = quant_apply(row[f + o], su[r], L);
+    i64 x16 = (i64)round_shift(gv, -(eg + 16));
+    const i64 lim = (i64)1 << 40;
+    if (x16 < -lim) x16 = -lim;
+    if (x16 > lim) x16 = lim;
+    i64 s = sigmoid_q16(sig, x16);
+    mant[t] = gv * (i128)s * uv;
+    if (o == 0) ebase[r] = eg + eu - 30;
+}
+
+// Output scores in 1/1024 bit: thread per (row, output row).
+extern "C" __global__ void logits(int M, int N, const i64* acc, const i64* scale, int wexp,
+                                  const int* hexp, i64 logit_scale, int* out) {
+    i64 t = thread_id();
+    if (t >= (i64)M * N) return;
+    int r = t / N, o = t % N;
+    int shift = -(hexp[r] + wexp + 10 - 30);
+    i128 v = (i128)acc[t] * (i128)scale[o] * (i128)logit_scale;
+    i128 s = round_shift(v, shift);
+    const i128 hi = 1073741823, lo = -1073741824;
+    if (s > hi) s = hi;
+    if (s < lo) s = lo;
+    out[t] = (int)s;
+}

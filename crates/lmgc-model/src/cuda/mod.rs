@@ -1,0 +1,879 @@
+//! The exact forward pass on an NVIDIA GPU: every step of the recipe as a CUDA kernel
+//! (`kernels.cu`, compiled by NVRTC at load), GEMMs by cuBLAS, KV caches in device memory.
+//!
+//! Only token ids go to the device and only the scores of the output rows come back. The
+//! kernels are ports of [`crate::exact`]'s integer code, so this engine's tables equal the
+//! host engine's bit for bit (checked by `lmgc model bench --backend cuda --against
+//! ndarray`, and by the `cuda` tests when a GPU is present).
+//!
+//! Loaded at run time: the CUDA driver, NVRTC and cuBLAS (`cudarc`'s dynamic loading), so a
+//! binary built on a machine without CUDA runs on one with it.
+
+use std::sync::Arc;
+
+use cudarc::cublas::{CudaBlas, GemmConfig, sys::cublasOperation_t};
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, DevicePtr, LaunchArgs,
+    LaunchConfig, PushKernelArg,
+};
+
+use crate::config::LlamaConfig;
+use crate::engine::Engine;
+use crate::exact::linear::{K_PIECE, Quantized};
+use crate::exact::tables::Tables;
+use crate::exact::{self, Norm, Row};
+use crate::weights::LlamaWeights;
+use crate::{Error, Result};
+
+const SOURCE: &str = include_str!("kernels.cu");
+const KERNELS: [&str; 17] = [
+    "embed",
+    "norm_rows",
+    "to_limbs",
+    "combine",
+    "qk_rope",
+    "v_store",
+    "att_scores",
+    "att_probs",
+    "att_pv",
+    "att_out",
+    "zero_i64",
+    "quant_rows",
+    "add_residual",
+    "scale_rows",
+    "row_shift",
+    "ffn_act",
+    "logits",
+];
+/// Levels of the gate and up rows (`exact`'s FFN_LEVELS).
+const FFN_LEVELS: i64 = (1 << 31) - 1;
+/// Cache positions per thread of the P · V kernel (`PV_SPAN` in kernels.cu).
+const PV_SPAN: usize = 128;
+/// Rows per forward call on the device (prefill); bounds the activation buffers.
+pub const DEVICE_ROWS: usize = 8192;
+const THREADS: u32 = 256;
+
+fn drv(e: impl std::fmt::Debug) -> Error {
+    Error::Backend(format!("CUDA: {e:?}"))
+}
+
+/// A weight matrix on the device: f32 integer levels, row-major `out × inp`.
+struct DevLinear {
+    out: usize,
+    inp: usize,
+    w: CudaSlice<f32>,
+    scale: CudaSlice<i64>,
+    exp: i32,
+}
+
+impl DevLinear {
+    fn upload(stream: &Arc<CudaStream>, q: &Quantized) -> Result<Self> {
+        let w: Vec<f32> = q.levels.iter().map(|&v| f32::from(v)).collect();
+        Ok(DevLinear {
+            out: q.out,
+            inp: q.inp,
+            w: stream.clone_htod(&w).map_err(drv)?,
+            scale: stream.clone_htod(&q.scale).map_err(drv)?,
+            exp: q.exp,
+        })
+    }
+}
+
+struct DevNorm {
+    gamma: CudaSlice<i64>,
+    exp: i32,
+    eps: i64,
+}
+
+impl DevNorm {
+    fn upload(stream: &Arc<CudaStream>, gamma: &[f32], eps: f64) -> Result<Self> {
+        let n = Norm::new(gamma, eps);
+        Ok(DevNorm {
+            gamma: stream.clone_htod(&n.gamma).map_err(drv)?,
+            exp: n.exp,
+            eps: n.eps,
+        })
+    }
+}
+
+struct DevLayer {
+    attn_norm: DevNorm,
+    qkv: DevLinear,
+    wo: DevLinear,
+    ffn_norm: DevNorm,
+    gate_up: DevLinear,
+    down: DevLinear,
+    v_exp: CudaSlice<i32>,
+    v_exp_min: i32,
+}
+
+struct Kernels {
+    f: Vec<CudaFunction>,
+}
+
+impl Kernels {
+    fn get(&self, name: &str) -> &CudaFunction {
+        let i = KERNELS
+            .iter()
+            .position(|k| *k == name)
+            .expect("a listed kernel");
+        &self.f[i]
+    }
+}
+
+/// Activation buffers for up to `rows` rows.
+struct Workspace {
+    rows: usize,
+    /// Widest GEMM output.
+    n_max: usize,
+    x: CudaSlice<i64>,
+    h: CudaSlice<i32>,
+    hexp: CudaSlice<i32>,
+    ebase: CudaSlice<i32>,
+    sg: CudaSlice<i32>,
+    su: CudaSlice<i32>,
+    limbs: CudaSlice<f32>,
+    gout: CudaSlice<f32>,
+    acc: CudaSlice<i64>,
+    q: CudaSlice<i32>,
+    qexp: CudaSlice<i32>,
+    wide: CudaSlice<i128>,
+    narrow: CudaSlice<i128>,
+    scores: CudaSlice<i32>,
+    tok: CudaSlice<i32>,
+    slot: CudaSlice<i32>,
+    pos: CudaSlice<i32>,
+    /// Attention scores, then probabilities: rows × heads × cache positions.
+    z: CudaSlice<i64>,
+    z_cap: usize,
+    /// P · V sums, rows × d.
+    pv: CudaSlice<i64>,
+}
+
+impl Workspace {
+    fn new(
+        stream: &Arc<CudaStream>,
+        c: &LlamaConfig,
+        rows: usize,
+        n_max: usize,
+        cap: usize,
+    ) -> Result<Self> {
+        let (d, f) = (c.d_model, c.d_ffn);
+        let k_max = d.max(f);
+        let z = |n: usize| -> Result<CudaSlice<i32>> { stream.alloc_zeros(n.max(1)).map_err(drv) };
+        Ok(Workspace {
+            rows,
+            n_max,
+            x: stream.alloc_zeros(rows * d).map_err(drv)?,
+            h: z(rows * k_max)?,
+            hexp: z(rows)?,
+            ebase: z(rows)?,
+            sg: z(rows)?,
+            su: z(rows)?,
+            limbs: stream.alloc_zeros(2 * rows * k_max).map_err(drv)?,
+            gout: stream.alloc_zeros(2 * rows * n_max).map_err(drv)?,
+            acc: stream.alloc_zeros(rows * n_max).map_err(drv)?,
+            q: z(rows * d)?,
+            qexp: z(rows * c.n_heads)?,
+            wide: stream.alloc_zeros(rows * (2 * f).max(d)).map_err(drv)?,
+            narrow: stream.alloc_zeros(rows * f.max(d)).map_err(drv)?,
+            scores: z(rows * n_max)?,
+            tok: z(rows)?,
+            slot: z(rows)?,
+            pos: z(rows)?,
+            z: stream.alloc_zeros(rows * c.n_heads * cap).map_err(drv)?,
+            z_cap: cap,
+            pv: stream.alloc_zeros(rows * c.d_model).map_err(drv)?,
+        })
+    }
+}
+
+/// Key/value caches of `slots` windows of up to `cap` positions, every layer.
+struct Caches {
+    slots: usize,
+    cap: usize,
+    k: CudaSlice<i16>,
+    kexp: CudaSlice<i32>,
+    v: CudaSlice<i32>,
+    len: Vec<usize>,
+}
+
+/// The exact model as CUDA kernels on one GPU.
+pub struct CudaEngine {
+    config: LlamaConfig,
+    stream: Arc<CudaStream>,
+    blas: CudaBlas,
+    k: Kernels,
+    err: CudaSlice<i32>,
+    embedding: CudaSlice<f32>,
+    layers: Vec<DevLayer>,
+    out_norm: DevNorm,
+    output: Quantized,
+    output_all: DevLinear,
+    output_subset: Option<(Vec<usize>, DevLinear)>,
+    exp2: CudaSlice<i64>,
+    sigmoid: CudaSlice<i64>,
+    cos: CudaSlice<i32>,
+    sin: CudaSlice<i32>,
+    positions: usize,
+    k_levels: i64,
+    score_scale: i64,
+    logit_scale: i64,
+    ws: Option<Workspace>,
+    caches: Option<Caches>,
+    device_name: String,
+    total_mem: usize,
+    /// With `LMGC_PROFILE=1`: seconds and launches per kernel, each launch synchronized.
+    profile: Option<Profile>,
+}
+
+type Profile = std::cell::RefCell<std::collections::BTreeMap<&'static str, (u64, f64)>>;
+
+// SAFETY-relevant note for `Send`: the engine's CUDA handles are used from one thread at a
+// time (`&mut self` on every call that launches work).
+#[allow(unsafe_code)]
+// SAFETY: cudarc's context, stream and cuBLAS handle may move between threads; the engine
+// never shares them concurrently (every launching method takes `&mut self`).
+unsafe impl Send for CudaEngine {}
+
+impl std::fmt::Debug for CudaEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaEngine")
+            .field("device", &self.device_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CudaEngine {
+    /// Quantizes `w` with the exact recipe and uploads it to GPU `ordinal`; `max_positions`
+    /// bounds the window length.
+    pub fn new(w: &LlamaWeights, ordinal: usize, max_positions: usize) -> Result<Self> {
+        let c = w.config.clone();
+        c.validate()?;
+        let hd = c.head_dim();
+        if hd > 256 || !hd.is_multiple_of(2) {
+            return Err(Error::Unsupported(format!(
+                "head dimension {hd}: the CUDA kernels take even head dimensions up to 256"
+            )));
+        }
+        let ctx = CudaContext::new(ordinal).map_err(|e| {
+            Error::Backend(format!(
+                "no CUDA device {ordinal} ({e:?}): is the NVIDIA driver installed and a GPU visible?"
+            ))
+        })?;
+        let device_name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
+        let total_mem = ctx.total_mem().map_err(drv)?;
+        #[allow(unsafe_code)]
+        // SAFETY: the engine queues all its work, cuBLAS included, on one stream, and frees
+        // buffers only from `&mut self` methods after that stream's results were read; the
+        // per-argument events cudarc records for cross-stream safety cost more than many
+        // of the small decoding kernels they guard.
+        unsafe {
+            ctx.disable_event_tracking();
+        }
+        let stream = ctx.default_stream();
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(
+            SOURCE,
+            cudarc::nvrtc::CompileOptions {
+                options: vec!["--device-int128".into()],
+                ..Default::default()
+            },
+        )
+        .map_err(|e| Error::Backend(format!("compiling the CUDA kernels with NVRTC: {e}")))?;
+        let module = ctx.load_module(ptx).map_err(drv)?;
+        let f = KERNELS
+            .iter()
+            .map(|n| module.load_function(n).map_err(drv))
+            .collect::<Result<Vec<_>>>()?;
+        let blas = CudaBlas::new(stream.clone()).map_err(|e| {
+            Error::Backend(format!(
+                "loading cuBLAS ({e:?}): is libcublas on the library path?"
+            ))
+        })?;
+        let layers = w
+            .layers
+            .iter()
+            .map(|l| -> Result<DevLayer> {
+                let wv = Quantized::new(&l.wv);
+                let v_exp = exact::value_exponents(&wv, &l.attn_norm);
+                let qkv = Quantized::stack(&[Quantized::new(&l.wq), Quantized::new(&l.wk), wv]);
+                let gate_up =
+                    Quantized::stack(&[Quantized::new(&l.w_gate), Quantized::new(&l.w_up)]);
+                Ok(DevLayer {
+                    attn_norm: DevNorm::upload(&stream, &l.attn_norm, c.rms_eps)?,
+                    qkv: DevLinear::upload(&stream, &qkv)?,
+                    wo: DevLinear::upload(&stream, &Quantized::new(&l.wo))?,
+                    ffn_norm: DevNorm::upload(&stream, &l.ffn_norm, c.rms_eps)?,
+                    gate_up: DevLinear::upload(&stream, &gate_up)?,
+                    down: DevLinear::upload(&stream, &Quantized::new(&l.w_down))?,
+                    v_exp_min: v_exp.iter().copied().min().unwrap_or(0),
+                    v_exp: stream.clone_htod(&v_exp).map_err(drv)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let output = Quantized::new(w.output());
+        let tables = Tables::new(hd, c.rope_base, max_positions);
+        Ok(CudaEngine {
+            embedding: stream.clone_htod(w.embedding.data()).map_err(drv)?,
+            out_norm: DevNorm::upload(&stream, &w.out_norm, c.rms_eps)?,
+            output_all: DevLinear::upload(&stream, &output)?,
+            output,
+            output_subset: None,
+            exp2: stream.clone_htod(&tables.exp2).map_err(drv)?,
+            sigmoid: stream.clone_htod(&tables.sigmoid).map_err(drv)?,
+            cos: stream.clone_htod(&tables.cos).map_err(drv)?,
+            sin: stream.clone_htod(&tables.sin).map_err(drv)?,
+            positions: max_positions,
+            k_levels: exact::key_levels(hd),
+            score_scale: exact::score_scale(hd),
+            logit_scale: exact::logit_scale(),
+            err: stream.alloc_zeros(1).map_err(drv)?,
+            layers,
+            blas,
+            k: Kernels { f },
+            stream,
+            ws: None,
+            caches: None,
+            device_name,
+            total_mem,
+            profile: (std::env::var("LMGC_PROFILE").as_deref() == Ok("1")).then(Default::default),
+            config: c,
+        })
+    }
+
+    /// The GPU's name.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    fn out_linear(&self) -> &DevLinear {
+        match &self.output_subset {
+            Some((_, l)) => l,
+            None => &self.output_all,
+        }
+    }
+
+    fn workspace(&mut self, rows: usize) -> Result<()> {
+        let c = &self.config;
+        let cap = self.caches.as_ref().map_or(1, |k| k.cap);
+        let n_max = (c.d_model + 2 * c.n_kv_heads * c.head_dim())
+            .max(2 * c.d_ffn)
+            .max(self.out_linear().out);
+        if self
+            .ws
+            .as_ref()
+            .is_some_and(|w| w.rows >= rows && w.n_max >= n_max && w.z_cap >= cap)
+        {
+            return Ok(());
+        }
+        self.ws = None;
+        self.ws = Some(Workspace::new(&self.stream, c, rows, n_max, cap)?);
+        Ok(())
+    }
+
+    /// One forward call over at most the workspace's rows.
+    fn forward_chunk(&mut self, rows: &[Row], pos: &[i32]) -> Result<Vec<Vec<i32>>> {
+        let m = rows.len();
+        // Grow in powers of two so a decoder's steady batch allocates once.
+        self.workspace(m.next_power_of_two().clamp(64, DEVICE_ROWS))?;
+        let c = self.config.clone();
+        let (d, hd, nh, nkv, f) = (c.d_model, c.head_dim(), c.n_heads, c.n_kv_heads, c.d_ffn);
+        let kvd = nkv * hd;
+        let caches = self.caches.as_ref().expect("opened before forward");
+        let (slots, cap) = (caches.slots as i32, caches.cap as i32);
+        let ws = self.ws.as_mut().expect("made above");
+        let tok: Vec<i32> = rows.iter().map(|r| r.token as i32).collect();
+        let slot: Vec<i32> = rows.iter().map(|r| r.cache as i32).collect();
+        self.stream.memcpy_htod(&tok, &mut ws.tok).map_err(drv)?;
+        self.stream.memcpy_htod(&slot, &mut ws.slot).map_err(drv)?;
+        self.stream.memcpy_htod(pos, &mut ws.pos).map_err(drv)?;
+        let ws = self.ws.as_ref().expect("made above");
+        let run = Run {
+            stream: &self.stream,
+            blas: &self.blas,
+            k: &self.k,
+            err: &self.err,
+            ws,
+            m,
+            profile: self.profile.as_ref(),
+        };
+        let mi = m as i32;
+        let di = d as i32;
+        run.launch("embed", threads(m * d), |b| {
+            b.arg(&mi)
+                .arg(&di)
+                .arg(&ws.tok)
+                .arg(&self.embedding)
+                .arg(&ws.x);
+        })?;
+        for (li, layer) in self.layers.iter().enumerate() {
+            let li = li as i32;
+            run.norm(&layer.attn_norm, d)?;
+            run.linear(&layer.qkv)?;
+            let (nhi, nkvi, hdi) = (nh as i32, nkv as i32, hd as i32);
+            let width = layer.qkv.out as i32;
+            run.launch("qk_rope", warps(m * (nh + nkv)), |b| {
+                b.arg(&mi).arg(&nhi).arg(&nkvi).arg(&hdi);
+                b.arg(&ws.acc)
+                    .arg(&width)
+                    .arg(&layer.qkv.scale)
+                    .arg(&layer.qkv.exp);
+                b.arg(&ws.hexp)
+                    .arg(&ws.pos)
+                    .arg(&ws.slot)
+                    .arg(&self.cos)
+                    .arg(&self.sin);
+                b.arg(&self.k_levels).arg(&ws.q).arg(&ws.qexp);
+                b.arg(&caches.k)
+                    .arg(&caches.kexp)
+                    .arg(&li)
+                    .arg(&slots)
+                    .arg(&cap);
+            })?;
+            let (kvdi, voff) = (kvd as i32, (d + kvd) as i32);
+            run.launch("v_store", threads(m * kvd), |b| {
+                b.arg(&mi).arg(&kvdi).arg(&voff).arg(&ws.acc).arg(&width);
+                b.arg(&layer.qkv.scale)
+                    .arg(&layer.qkv.exp)
+                    .arg(&ws.hexp)
+                    .arg(&layer.v_exp);
+                b.arg(&ws.pos)
+                    .arg(&ws.slot)
+                    .arg(&caches.v)
+                    .arg(&li)
+                    .arg(&slots)
+                    .arg(&cap);
+            })?;
+            let z = &ws.z;
+            run.launch("att_scores", threads(m * nh * cap as usize), |b| {
+                b.arg(&mi)
+                    .arg(&nhi)
+                    .arg(&nkvi)
+                    .arg(&hdi)
+                    .arg(&ws.q)
+                    .arg(&ws.qexp);
+                b.arg(&caches.k)
+                    .arg(&caches.kexp)
+                    .arg(&ws.pos)
+                    .arg(&ws.slot);
+                b.arg(&self.score_scale)
+                    .arg(&li)
+                    .arg(&slots)
+                    .arg(&cap)
+                    .arg(z);
+            })?;
+            run.launch("att_probs", warps(m * nh), |b| {
+                b.arg(&mi)
+                    .arg(&nhi)
+                    .arg(&ws.pos)
+                    .arg(&self.exp2)
+                    .arg(&cap)
+                    .arg(z);
+            })?;
+            let n_pv = (m * d) as i64;
+            run.launch("zero_i64", threads(m * d), |b| {
+                b.arg(&n_pv).arg(&ws.pv);
+            })?;
+            let spans = (cap as usize).div_ceil(PV_SPAN);
+            run.launch("att_pv", threads(m * nh * hd * spans), |b| {
+                b.arg(&mi)
+                    .arg(&nhi)
+                    .arg(&nkvi)
+                    .arg(&hdi)
+                    .arg(z)
+                    .arg(&caches.v);
+                b.arg(&ws.pos)
+                    .arg(&ws.slot)
+                    .arg(&li)
+                    .arg(&slots)
+                    .arg(&cap)
+                    .arg(&ws.pv);
+            })?;
+            run.launch("att_out", threads(m * d), |b| {
+                b.arg(&mi)
+                    .arg(&nhi)
+                    .arg(&nkvi)
+                    .arg(&hdi)
+                    .arg(&ws.pv)
+                    .arg(&layer.v_exp);
+                b.arg(&layer.v_exp_min).arg(&ws.narrow);
+            })?;
+            let attn_exp = layer.v_exp_min - 20;
+            run.quant_rows(&ws.narrow, d, attn_exp, None, exact::ACT_LEVELS)?;
+            run.linear(&layer.wo)?;
+            run.residual(&layer.wo, d)?;
+            run.norm(&layer.ffn_norm, d)?;
+            run.linear(&layer.gate_up)?;
+            let (fi, f2) = (f as i32, 2 * f as i32);
+            run.launch("scale_rows", threads(m * 2 * f), |b| {
+                b.arg(&mi)
+                    .arg(&f2)
+                    .arg(&ws.acc)
+                    .arg(&layer.gate_up.scale)
+                    .arg(&ws.wide);
+            })?;
+            for (off, out) in [(0i32, &ws.sg), (fi, &ws.su)] {
+                run.launch("row_shift", warps(m), |b| {
+                    b.arg(&mi)
+                        .arg(&fi)
+                        .arg(&f2)
+                        .arg(&off)
+                        .arg(&ws.wide)
+                        .arg(&FFN_LEVELS);
+                    b.arg(out);
+                })?;
+            }
+            run.launch("ffn_act", threads(m * f), |b| {
+                b.arg(&mi)
+                    .arg(&fi)
+                    .arg(&ws.wide)
+                    .arg(&ws.sg)
+                    .arg(&ws.su)
+                    .arg(&ws.hexp);
+                b.arg(&layer.gate_up.exp)
+                    .arg(&self.sigmoid)
+                    .arg(&ws.narrow)
+                    .arg(&ws.ebase);
+            })?;
+            run.quant_rows(&ws.narrow, f, 0, Some(&ws.ebase), exact::ACT_LEVELS)?;
+            run.linear(&layer.down)?;
+            run.residual(&layer.down, d)?;
+        }
+        run.norm(&self.out_norm, d)?;
+        let out = self.out_linear();
+        run.linear(out)?;
+        let n = out.out as i32;
+        run.launch("logits", threads(m * out.out), |b| {
+            b.arg(&mi)
+                .arg(&n)
+                .arg(&ws.acc)
+                .arg(&out.scale)
+                .arg(&out.exp)
+                .arg(&ws.hexp);
+            b.arg(&self.logit_scale).arg(&ws.scores);
+        })?;
+        let scores = self
+            .stream
+            .clone_dtoh(&ws.scores.slice(0..m * out.out))
+            .map_err(drv)?;
+        let err = self.stream.clone_dtoh(&self.err).map_err(drv)?;
+        if err[0] != 0 {
+            return Err(Error::Backend(
+                "a cuBLAS GEMM returned a value that is not an exact integer below 2^24: this \
+                 GPU or library broke the numerics contract (TF32 forced on by \
+                 NVIDIA_TF32_OVERRIDE?); report it with the GPU's name"
+                    .into(),
+            ));
+        }
+        Ok(scores
+            .chunks(out.out.max(1))
+            .take(m)
+            .map(<[i32]>::to_vec)
+            .collect())
+    }
+}
+
+fn threads(n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: ((n as u32).div_ceil(THREADS).max(1), 1, 1),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn warps(n: usize) -> LaunchConfig {
+    threads(n * 32)
+}
+
+/// The launch context of one forward chunk.
+struct Run<'a> {
+    stream: &'a Arc<CudaStream>,
+    blas: &'a CudaBlas,
+    k: &'a Kernels,
+    err: &'a CudaSlice<i32>,
+    ws: &'a Workspace,
+    m: usize,
+    profile: Option<&'a Profile>,
+}
+
+impl Run<'_> {
+    fn launch<'b>(
+        &'b self,
+        name: &'static str,
+        cfg: LaunchConfig,
+        args: impl FnOnce(&mut LaunchArgs<'b>),
+    ) -> Result<()> {
+        let started = self.profile.map(|_| std::time::Instant::now());
+        let mut b = self.stream.launch_builder(self.k.get(name));
+        args(&mut b);
+        #[allow(unsafe_code)]
+        // SAFETY: each kernel's arguments are pushed in the order and types of its signature
+        // in kernels.cu, every buffer holds the rows and widths the kernel indexes (sized by
+        // `Workspace::new` and `CudaEngine::open`, checked in `forward`).
+        unsafe { b.launch(cfg) }.map_err(drv)?;
+        self.record(name, started)
+    }
+
+    /// Under `LMGC_PROFILE=1`, waits for the work just queued and books its time.
+    fn record(&self, name: &'static str, started: Option<std::time::Instant>) -> Result<()> {
+        if let (Some(p), Some(t)) = (self.profile, started) {
+            self.stream.synchronize().map_err(drv)?;
+            let mut p = p.borrow_mut();
+            let e = p.entry(name).or_default();
+            e.0 += 1;
+            e.1 += t.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+
+    fn norm(&self, n: &DevNorm, d: usize) -> Result<()> {
+        let ws = self.ws;
+        let (mi, di) = (self.m as i32, d as i32);
+        self.launch("norm_rows", warps(self.m), |b| {
+            b.arg(&mi)
+                .arg(&di)
+                .arg(&ws.x)
+                .arg(&n.gamma)
+                .arg(&n.exp)
+                .arg(&n.eps);
+            b.arg(&ws.wide).arg(&ws.h).arg(&ws.hexp);
+        })
+    }
+
+    fn quant_rows(
+        &self,
+        v: &CudaSlice<i128>,
+        n: usize,
+        exp: i32,
+        base: Option<&CudaSlice<i32>>,
+        levels: i64,
+    ) -> Result<()> {
+        let ws = self.ws;
+        let (mi, ni) = (self.m as i32, n as i32);
+        let null = 0u64;
+        self.launch("quant_rows", warps(self.m), |b| {
+            b.arg(&mi).arg(&ni).arg(v).arg(&exp);
+            match base {
+                Some(s) => b.arg(s),
+                None => b.arg(&null),
+            };
+            b.arg(&levels).arg(&ws.h).arg(&ws.hexp);
+        })
+    }
+
+    /// `acc = h · Wᵀ` exactly: limbs, one f32 GEMM per K-piece, recombined in i64.
+    fn linear(&self, l: &DevLinear) -> Result<()> {
+        let ws = self.ws;
+        let m = self.m;
+        let (mi, ki, ni) = (m as i32, l.inp as i32, l.out as i32);
+        self.launch("to_limbs", threads(m * l.inp), |b| {
+            b.arg(&mi).arg(&ki).arg(&ws.h).arg(&ws.limbs);
+        })?;
+        let mut start = 0;
+        while start < l.inp {
+            let k = K_PIECE.min(l.inp - start);
+            let cfg = GemmConfig {
+                transa: cublasOperation_t::CUBLAS_OP_T,
+                transb: cublasOperation_t::CUBLAS_OP_N,
+                m: l.out as i32,
+                n: 2 * m as i32,
+                k: k as i32,
+                alpha: 1.0f32,
+                lda: l.inp as i32,
+                ldb: l.inp as i32,
+                beta: 0.0f32,
+                ldc: l.out as i32,
+            };
+            let a = l.w.slice(start..);
+            let bm = ws.limbs.slice(start..2 * m * l.inp);
+            let c = ws.gout.slice(0..2 * m * l.out);
+            let started = self.profile.map(|_| std::time::Instant::now());
+            #[allow(unsafe_code)]
+            // SAFETY: A is `out × inp` row-major read as its transpose with lda = inp from
+            // column `start` (k columns), B is `2m × inp` row-major with ldb = inp from the
+            // same column, C is `2m × out` row-major (ldc = out): every index is in bounds.
+            unsafe {
+                sgemm(self.blas, self.stream, cfg, &a, &bm, &c)?;
+            }
+            self.record("sgemm", started)?;
+            let first = i32::from(start == 0);
+            self.launch("combine", threads(m * l.out), |b| {
+                b.arg(&mi)
+                    .arg(&ni)
+                    .arg(&ws.gout)
+                    .arg(&ws.acc)
+                    .arg(&first)
+                    .arg(self.err);
+            })?;
+            start += k;
+        }
+        Ok(())
+    }
+
+    fn residual(&self, l: &DevLinear, d: usize) -> Result<()> {
+        let ws = self.ws;
+        let (mi, di) = (self.m as i32, d as i32);
+        self.launch("add_residual", threads(self.m * d), |b| {
+            b.arg(&mi)
+                .arg(&di)
+                .arg(&ws.acc)
+                .arg(&l.scale)
+                .arg(&l.exp)
+                .arg(&ws.hexp);
+            b.arg(&ws.x);
+        })
+    }
+}
+
+/// cuBLAS SGEMM with raw device pointers: `c` is a workspace buffer shared (read-only in
+/// Rust's eyes) by the launches of one forward chunk, all ordered on one stream.
+#[allow(unsafe_code)]
+unsafe fn sgemm(
+    blas: &CudaBlas,
+    stream: &CudaStream,
+    cfg: GemmConfig<f32>,
+    a: &CudaView<'_, f32>,
+    b: &CudaView<'_, f32>,
+    c: &CudaView<'_, f32>,
+) -> Result<()> {
+    let (pa, _ra) = a.device_ptr(stream);
+    let (pb, _rb) = b.device_ptr(stream);
+    let (pc, _rc) = c.device_ptr(stream);
+    // SAFETY: forwarded from the caller, which bounds every index by the three views.
+    unsafe {
+        cudarc::cublas::result::sgemm(
+            *blas.handle(),
+            cfg.transa,
+            cfg.transb,
+            cfg.m,
+            cfg.n,
+            cfg.k,
+            &cfg.alpha,
+            pa as *const f32,
+            cfg.lda,
+            pb as *const f32,
+            cfg.ldb,
+            &cfg.beta,
+            pc as *mut f32,
+            cfg.ldc,
+        )
+    }
+    .map_err(drv)
+}
+
+impl Engine for CudaEngine {
+    fn config(&self) -> &LlamaConfig {
+        &self.config
+    }
+    fn max_positions(&self) -> usize {
+        self.positions
+    }
+    fn cache_bytes_per_position(&self) -> usize {
+        let c = &self.config;
+        c.n_layers * c.n_kv_heads * (6 * c.head_dim() + 4)
+    }
+    fn cache_budget(&self) -> usize {
+        // Half the GPU's memory: weights (~0.5 GB for 135M), workspace and cuBLAS fit in the
+        // rest.
+        self.total_mem / 2
+    }
+    fn prefill_rows(&self) -> usize {
+        DEVICE_ROWS
+    }
+    fn set_output_rows(&mut self, rows: Option<&[usize]>) -> Result<()> {
+        match rows {
+            None => self.output_subset = None,
+            Some(r) if self.output_subset.as_ref().is_some_and(|s| s.0 == r) => {}
+            Some(r) => {
+                let q = self.output.select_rows(r);
+                self.output_subset = Some((r.to_vec(), DevLinear::upload(&self.stream, &q)?));
+            }
+        }
+        Ok(())
+    }
+    fn output_rows(&self) -> Option<&[usize]> {
+        self.output_subset.as_ref().map(|s| s.0.as_slice())
+    }
+    fn profile(&self) -> Vec<(&'static str, f64)> {
+        self.profile.as_ref().map_or_else(Vec::new, |p| {
+            p.borrow().iter().map(|(&k, &(_, s))| (k, s)).collect()
+        })
+    }
+    fn open(&mut self, n: usize, positions: usize) -> Result<()> {
+        let positions = positions.min(self.positions).max(1);
+        let n = n.max(1);
+        let c = &self.config;
+        let kvd = c.n_kv_heads * c.head_dim();
+        let fits = self
+            .caches
+            .as_ref()
+            .is_some_and(|k| k.slots * k.cap >= n * positions);
+        if fits {
+            let k = self.caches.as_mut().expect("checked");
+            // Reuse the buffers with this window layout (they hold slots · cap positions).
+            let total = k.slots * k.cap;
+            k.cap = positions;
+            k.slots = total / positions;
+            k.len = vec![0; n];
+            return Ok(());
+        }
+        self.caches = None;
+        let bytes = n * positions * self.cache_bytes_per_position();
+        if bytes > self.total_mem {
+            return Err(Error::Unsupported(format!(
+                "{n} windows of {positions} positions need {:.1} GB of KV cache; this GPU has \
+                 {:.1} GB: decode fewer windows at once (--batch)",
+                bytes as f64 / 1e9,
+                self.total_mem as f64 / 1e9
+            )));
+        }
+        let cells = c.n_layers * n * positions;
+        let s = &self.stream;
+        self.caches = Some(Caches {
+            slots: n,
+            cap: positions,
+            k: s.alloc_zeros(cells * kvd).map_err(drv)?,
+            kexp: s.alloc_zeros(cells * c.n_kv_heads).map_err(drv)?,
+            v: s.alloc_zeros(cells * kvd).map_err(drv)?,
+            len: vec![0; n],
+        });
+        Ok(())
+    }
+
+    fn forward(&mut self, rows: &[Row]) -> Result<Vec<Vec<i32>>> {
+        let Some(caches) = self.caches.as_mut() else {
+            return Err(Error::Backend("forward before open".into()));
+        };
+        let mut pos = Vec::with_capacity(rows.len());
+        for r in rows {
+            let n_open = caches.len.len();
+            let len = caches.len.get_mut(r.cache).ok_or_else(|| {
+                Error::Backend(format!("row names window {} of {n_open}", r.cache))
+            })?;
+            if *len >= caches.cap {
+                return Err(Error::Unsupported(format!(
+                    "window longer than the {} positions it was opened with",
+                    caches.cap
+                )));
+            }
+            if r.token as usize >= self.config.vocab {
+                return Err(Error::Tokenizer(format!(
+                    "token {} outside the vocabulary",
+                    r.token
+                )));
+            }
+            pos.push(*len as i32);
+            *len += 1;
+        }
+        let mut out = Vec::with_capacity(rows.len());
+        // Rows of one window stay in order across chunks, so a later chunk sees every key and
+        // value an earlier one wrote: chunking never changes a result.
+        for (rc, pc) in rows.chunks(DEVICE_ROWS).zip(pos.chunks(DEVICE_ROWS)) {
+            out.extend(self.forward_chunk(rc, pc)?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;
