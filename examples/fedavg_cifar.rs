@@ -69,9 +69,13 @@ struct Args {
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// LLM backend for --codec lm (ndarray, wgpu, cuda).
+    /// LLM backend for --codec lm (ndarray, wgpu, cuda) [default: cuda when --codec auto
+    /// picks lm, else the config's].
     #[arg(long)]
     lm_backend: Option<String>,
+    /// Backend of local training and evaluation (ndarray, wgpu, cuda).
+    #[arg(long)]
+    backend: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -100,19 +104,50 @@ fn main() -> anyhow::Result<()> {
         seed,
         codec,
         compare,
-        out
+        out,
+        backend
     );
     if a.data_dir.is_some() {
         cfg.data_dir = a.data_dir;
     }
+    let (codec, why) = fedavg::resolve_codec(&cfg.codec);
+    if cfg.codec == "auto" && codec == "lm" {
+        // auto picks lm because a GPU is here: run the LLM on it.
+        cfg.lm
+            .insert("backend".into(), toml::Value::String("cuda".into()));
+    }
     if let Some(b) = a.lm_backend {
         cfg.lm.insert("backend".into(), toml::Value::String(b));
     }
-    let (codec, why) = fedavg::resolve_codec(&cfg.codec);
     println!("codec: {codec} ({why})");
+    if cfg.backend != "ndarray" {
+        println!("local training and evaluation on {}", cfg.backend);
+    }
     if codec == "lm" {
+        let lm = lmgc::fl::LmSettings::from_table(&cfg.lm)?;
+        let init = lmgc::fl::convnet_init(cfg.seed)?;
+        let sample: Vec<u8> = init
+            .tensors()
+            .iter()
+            .flat_map(|t| t.data().iter().copied())
+            .take(4 * 4096)
+            .collect();
+        let values: usize = init.tensors().iter().map(|t| t.numel() as usize).sum();
+        let speed = lmgc::fl::measure_lm(&lm, &sample, 512, &|m| eprintln!("{m}"))?;
+        let tokens = speed.tokens_per_value * values as f64;
+        let per_round = cfg.clients_per_round as f64 * tokens;
         println!(
-            "the LLM codec codes ~8 tokens per float; expect hours per round on a CPU (lmgc model bench measures tokens/s)"
+            "lm ({}): measured {:.0} tokens/s encoding, {:.0} decoding one window; an update is \
+             ~{:.2} M tokens ({:.1} per value), so a round of {} updates needs about {} to encode \
+             and {} to decode, at most (batched windows decode faster on a GPU)",
+            lm.backend,
+            speed.encode,
+            speed.decode,
+            tokens / 1e6,
+            speed.tokens_per_value,
+            cfg.clients_per_round,
+            human_secs(per_round / speed.encode),
+            human_secs(per_round / speed.decode)
         );
     }
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
@@ -196,4 +231,15 @@ fn main() -> anyhow::Result<()> {
         svg.display()
     );
     Ok(())
+}
+
+/// `secs` as hours, minutes or seconds.
+fn human_secs(secs: f64) -> String {
+    if secs >= 3600.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else if secs >= 60.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else {
+        format!("{secs:.0} s")
+    }
 }

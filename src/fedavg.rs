@@ -19,7 +19,8 @@ use lmgc_fl::{Error, Result};
 use lmgc_train::cifar::{Cifar10, Split};
 use serde::{Deserialize, Serialize};
 
-use crate::fl::{ConvnetTrainer, FlCodecs, LmSettings};
+use crate::fl::{ConvnetTrainer, FlCodecs, LmSettings, train_backend, with_train_backend};
+use lmgc_model::backend::BackendKind;
 
 /// `configs/fedavg_cifar.toml`; every field can be overridden by a flag of the example.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -56,6 +57,9 @@ pub struct FedAvgConfig {
     pub compare: Vec<String>,
     /// Where results, the plot and the transport's state go.
     pub out: PathBuf,
+    /// Where local training and evaluation run: ndarray (CPU), wgpu or cuda (build features
+    /// of the same names).
+    pub backend: String,
     /// The LLM codec's settings (`model`, `backend`, `format`, `window`).
     pub lm: toml::Table,
 }
@@ -78,6 +82,7 @@ impl Default for FedAvgConfig {
             codec: "auto".into(),
             compare: vec!["store".into(), "zstd".into(), "xz9".into()],
             out: PathBuf::from("fedavg-out"),
+            backend: "ndarray".into(),
             lm: toml::Table::new(),
         }
     }
@@ -200,12 +205,20 @@ fn random_token() -> Result<String> {
     Ok(lmgc_fl::wire::hex(&b))
 }
 
-fn accuracy(model: &Gradient, test: &Split) -> Result<f64> {
-    let device = Default::default();
-    let net = lmgc_train::convnet::ConvNet::<burn::backend::NdArray>::new(&device)
-        .load_parameters(model, &device)
+fn accuracy(model: &Gradient, test: &Split, backend: BackendKind) -> Result<f64> {
+    with_train_backend!(backend, accuracy_on(model, test))
+}
+
+/// Test accuracy on backend `B` (without autodiff).
+fn accuracy_on<B: burn::tensor::backend::AutodiffBackend>(
+    model: &Gradient,
+    test: &Split,
+    device: &B::Device,
+) -> Result<f64> {
+    let net = lmgc_train::convnet::ConvNet::<B::InnerBackend>::new(device)
+        .load_parameters(model, device)
         .map_err(|e| Error::Train(e.to_string()))?;
-    Ok(net.accuracy(test, 250, &device))
+    Ok(net.accuracy(test, 250, device))
 }
 
 /// Runs the federation; `on_row` sees each round's row as it closes.
@@ -304,7 +317,8 @@ pub fn run(
         .collect();
 
     let initial = crate::fl::convnet_init(cfg.seed)?;
-    let initial_accuracy = accuracy(&initial, &test)?;
+    let backend = train_backend(&cfg.backend)?;
+    let initial_accuracy = accuracy(&initial, &test, backend)?;
     let agg = AggregatorConfig {
         listen: "127.0.0.1:0".parse().expect("valid"),
         state_dir: state.clone(),
@@ -368,7 +382,8 @@ pub fn run(
                         ..Default::default()
                     },
                     cfg.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                ),
+                )
+                .on(backend),
                 gate: gate.clone(),
                 compare: compare.clone(),
                 codecs: codecs.clone(),
@@ -382,7 +397,7 @@ pub fn run(
     let mut rows = Vec::new();
     for report in rx.iter() {
         let s = &report.summary;
-        let accuracy = accuracy(&report.model, &test)?;
+        let accuracy = accuracy(&report.model, &test, backend)?;
         let compared = sizes
             .lock()
             .map_err(|_| Error::Internal("sizes lock".into()))?

@@ -253,6 +253,9 @@ pub struct ConvnetSettings {
     pub lr: f64,
     /// Random crop and flip.
     pub augment: bool,
+    /// Where local training runs: ndarray (CPU), wgpu or cuda (build features of the same
+    /// names).
+    pub backend: String,
 }
 
 impl Default for ConvnetSettings {
@@ -270,11 +273,10 @@ impl Default for ConvnetSettings {
             batch: l.batch,
             lr: l.lr,
             augment: l.augment,
+            backend: "ndarray".into(),
         }
     }
 }
-
-type CpuTrain = burn::backend::Autodiff<burn::backend::NdArray>;
 
 /// Local training of the ConvNet on one shard.
 pub struct ConvnetTrainer {
@@ -282,6 +284,45 @@ pub struct ConvnetTrainer {
     shard: Vec<usize>,
     local: lmgc_train::local::LocalConfig,
     seed: u64,
+    backend: BackendKind,
+}
+
+/// Calls `$f::<B>(device)` with the autodiff backend of `$kind`, or returns the error for a
+/// backend this build lacks.
+macro_rules! with_train_backend {
+    ($kind:expr, $f:ident ( $($arg:expr),* )) => {
+        match $kind {
+            BackendKind::Ndarray => {
+                $f::<burn::backend::Autodiff<burn::backend::NdArray>>($($arg,)* &Default::default())
+            }
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => {
+                $f::<burn::backend::Autodiff<burn::backend::Wgpu>>($($arg,)* &Default::default())
+            }
+            #[cfg(feature = "cuda")]
+            BackendKind::Cuda | BackendKind::CudaBurn => {
+                $f::<burn::backend::Autodiff<burn::backend::Cuda>>($($arg,)* &Default::default())
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(lmgc_fl::Error::Config(format!(
+                "training on {other}: this build has no such backend; rebuild with --features {other}"
+            ))),
+        }
+    };
+}
+pub(crate) use with_train_backend;
+
+/// Parses a training backend name, refusing one this build lacks.
+pub fn train_backend(name: &str) -> lmgc_fl::Result<BackendKind> {
+    let kind: BackendKind = name
+        .parse()
+        .map_err(|e| lmgc_fl::Error::Config(format!("training backend: {e}")))?;
+    if !kind.compiled() {
+        return Err(lmgc_fl::Error::Config(format!(
+            "training on {kind}: this build has no such backend; rebuild with --features {kind}"
+        )));
+    }
+    Ok(kind)
 }
 
 impl std::fmt::Debug for ConvnetTrainer {
@@ -328,6 +369,7 @@ impl ConvnetTrainer {
             }
         }
         .map_err(train_err)?;
+        let backend = train_backend(&s.backend)?;
         Ok(ConvnetTrainer::from_shard(
             std::sync::Arc::new(data.train),
             shards[s.shard].clone(),
@@ -339,7 +381,14 @@ impl ConvnetTrainer {
                 ..Default::default()
             },
             s.seed ^ (s.shard as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        ))
+        )
+        .on(backend))
+    }
+
+    /// Trains on `backend` instead of ndarray.
+    pub fn on(mut self, backend: BackendKind) -> Self {
+        self.backend = backend;
+        self
     }
 
     /// A trainer on images `shard` of `train` (shared between the clients of one process).
@@ -354,6 +403,7 @@ impl ConvnetTrainer {
             shard,
             local,
             seed,
+            backend: BackendKind::Ndarray,
         }
     }
 
@@ -369,26 +419,93 @@ impl lmgc_fl::trainer::Trainer for ConvnetTrainer {
         round: lmgc_fl::wire::Round,
         global: &lmgc_core::Gradient,
     ) -> lmgc_fl::Result<lmgc_fl::trainer::LocalUpdate> {
-        use lmgc_train::convnet::ConvNet;
-        let device = Default::default();
-        let model = ConvNet::<CpuTrain>::new(&device)
-            .load_parameters(global, &device)
-            .map_err(train_err)?;
-        let (trained, _loss) = lmgc_train::local::train_local(
-            model,
-            &self.train,
-            &self.shard,
-            &self.local,
-            self.seed.wrapping_add(round.0),
-            &device,
-        )
-        .map_err(train_err)?;
-        let after = lmgc_train::local::parameters(&trained).map_err(train_err)?;
+        let after = with_train_backend!(self.backend, train_round(self, round, global))?;
         Ok(lmgc_fl::trainer::LocalUpdate {
             update: lmgc_train::local::delta(&after, global).map_err(train_err)?,
             samples: self.shard.len() as u64,
         })
     }
+}
+
+/// One round of local training on backend `B`; the trained parameters.
+fn train_round<B: burn::tensor::backend::AutodiffBackend>(
+    t: &ConvnetTrainer,
+    round: lmgc_fl::wire::Round,
+    global: &lmgc_core::Gradient,
+    device: &B::Device,
+) -> lmgc_fl::Result<lmgc_core::Gradient> {
+    let model = lmgc_train::convnet::ConvNet::<B>::new(device)
+        .load_parameters(global, device)
+        .map_err(train_err)?;
+    let (trained, _loss) = lmgc_train::local::train_local(
+        model,
+        &t.train,
+        &t.shard,
+        &t.local,
+        t.seed.wrapping_add(round.0),
+        device,
+    )
+    .map_err(train_err)?;
+    lmgc_train::local::parameters(&trained).map_err(train_err)
+}
+
+/// What the LLM codec costs here, measured: one window prefilled (the encoder's path) and
+/// stepped (the decoder's), on a sample of `values` serialized with the codec's format.
+#[derive(Debug, Clone, Copy)]
+pub struct LmSpeed {
+    /// Tokens per second encoding.
+    pub encode: f64,
+    /// Tokens per second decoding (one window; a GPU decodes many at once, faster).
+    pub decode: f64,
+    /// Tokens per f32 value.
+    pub tokens_per_value: f64,
+}
+
+/// Measures [`LmSpeed`] with `window` tokens of `sample` (f32 little-endian bytes).
+pub fn measure_lm(
+    lm: &LmSettings,
+    sample: &[u8],
+    window: usize,
+    say: &dyn Fn(&str),
+) -> lmgc_fl::Result<LmSpeed> {
+    let o = lm.options()?;
+    let mut prior: Box<dyn Prior> = open_llm(&o.model, o.backend, say)?;
+    let format = o.format.unwrap_or_else(|| {
+        "hex-comma-be"
+            .parse()
+            .expect("the default lm serialization parses")
+    });
+    let values = sample.len() / 4;
+    let ids = prior.tokenize(&format.serialize(4, &sample[..values * 4]))?;
+    let n = ids.len().min(window.saturating_sub(1)).max(1);
+    let win: Vec<u32> = std::iter::once(prior.bos())
+        .chain(ids[..n.min(ids.len())].iter().copied())
+        .collect();
+    // The codec's alphabet mask, as `lm` codes by default.
+    let mut mask = vec![false; prior.vocab_size()];
+    for t in prior.tokens_within(&format.charset()) {
+        if let Some(m) = mask.get_mut(t as usize) {
+            *m = true;
+        }
+    }
+    let spec = lmgc_core::prior::TableSpec {
+        precision: lmgc_core::cdf::Precision::MAX,
+        mask: Some(mask),
+    };
+    let t = std::time::Instant::now();
+    prior.prefill(&[&win[..]], &spec, &mut |_, _, _| Ok(()))?;
+    let encode = n as f64 / t.elapsed().as_secs_f64();
+    prior.start(1, win.len())?;
+    let t = std::time::Instant::now();
+    for &tok in &win[..n] {
+        prior.step(&[(0, tok)], &spec, &mut |_, _| Ok(()))?;
+    }
+    let decode = n as f64 / t.elapsed().as_secs_f64();
+    Ok(LmSpeed {
+        encode,
+        decode,
+        tokens_per_value: ids.len() as f64 / values.max(1) as f64,
+    })
 }
 
 /// The ConvNet's initial parameters for seed `seed` (the first global model of a run).
@@ -422,6 +539,23 @@ impl TrainSettings {
                 *samples,
             )?)),
             TrainSettings::Convnet(s) => Ok(Box::new(ConvnetTrainer::new(s)?)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A training backend this build lacks is a configuration error naming the feature,
+    /// found before any data is loaded.
+    #[test]
+    fn training_backends_are_checked() {
+        assert_eq!(train_backend("ndarray").unwrap(), BackendKind::Ndarray);
+        assert!(train_backend("tpu").is_err());
+        if !cfg!(feature = "cuda") {
+            let e = train_backend("cuda").unwrap_err().to_string();
+            assert!(e.contains("--features cuda"), "{e}");
         }
     }
 }
