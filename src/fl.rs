@@ -222,7 +222,7 @@ pub enum TrainSettings {
         /// FedAvg weight of each update.
         samples: u64,
     },
-    /// The LM-GC paper's ConvNet on this client's share of CIFAR-10 (ndarray backend);
+    /// The LM-GC paper's ConvNet on this client's share of CIFAR-10 (on `backend`);
     /// the update is the change of the weights (`update = "delta"` on the aggregator).
     Convnet(ConvnetSettings),
 }
@@ -305,7 +305,8 @@ macro_rules! with_train_backend {
             }
             #[allow(unreachable_patterns)]
             other => Err(lmgc_fl::Error::Config(format!(
-                "training on {other}: this build has no such backend; rebuild with --features {other}"
+                "training on {other}: this build has no such backend; rebuild with --features {}",
+                other.feature()
             ))),
         }
     };
@@ -319,7 +320,8 @@ pub fn train_backend(name: &str) -> lmgc_fl::Result<BackendKind> {
         .map_err(|e| lmgc_fl::Error::Config(format!("training backend: {e}")))?;
     if !kind.compiled() {
         return Err(lmgc_fl::Error::Config(format!(
-            "training on {kind}: this build has no such backend; rebuild with --features {kind}"
+            "training on {kind}: this build has no such backend; rebuild with --features {}",
+            kind.feature()
         )));
     }
     Ok(kind)
@@ -477,6 +479,11 @@ pub fn measure_lm(
     });
     let values = sample.len() / 4;
     let ids = prior.tokenize(&format.serialize(4, &sample[..values * 4]))?;
+    if ids.is_empty() {
+        return Err(lmgc_fl::Error::Config(
+            "the sample for measuring the LLM's speed is empty".into(),
+        ));
+    }
     let n = ids.len().min(window.saturating_sub(1)).max(1);
     let win: Vec<u32> = std::iter::once(prior.bos())
         .chain(ids[..n.min(ids.len())].iter().copied())
@@ -492,6 +499,9 @@ pub fn measure_lm(
         precision: lmgc_core::cdf::Precision::MAX,
         mask: Some(mask),
     };
+    // Warm-up (first allocations, uploads, library start-up), then the timed runs.
+    let warm = &win[..win.len().min(17)];
+    prior.prefill(&[warm], &spec, &mut |_, _, _| Ok(()))?;
     let t = std::time::Instant::now();
     prior.prefill(&[&win[..]], &spec, &mut |_, _, _| Ok(()))?;
     let encode = n as f64 / t.elapsed().as_secs_f64();

@@ -46,7 +46,8 @@ impl BackendKind {
         }
     }
 
-    fn feature(self) -> &'static str {
+    /// The build feature that brings this backend in.
+    pub fn feature(self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",
             BackendKind::Wgpu => "wgpu",

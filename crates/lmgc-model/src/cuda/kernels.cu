@@ -11,8 +11,8 @@ typedef __int128 i128;
 typedef unsigned __int128 u128;
 typedef short i16;
 
-// WARP may be defined as 1 to run the kernels one thread per warp on a CPU (tests of the
-// source itself); every reduction and local array below is written for any WARP.
+// WARP may be defined as 1 (one thread per warp); every reduction and local array below is
+// written for any WARP. scripts/check-cuda-kernels.sh compiles this file as C++ both ways.
 #ifndef WARP
 #define WARP 32
 #endif
@@ -302,9 +302,10 @@ extern "C" __global__ void v_store(int M, int kvd, int voff, const i64* acc, int
 
 __device__ __forceinline__ i64 score(const int* qh, const i16* k, int hd, int qe, int ke,
                                      i64 score_scale) {
-    // |q| < 2^15 and |k| < 2^11: 16 products sum below 2^30, exact in 32 bits.
+    // |q| <= 32767 and |k| <= k_levels <= 4095 for head_dim >= 32: 16 products sum below
+    // 2^31, exact in 32 bits. Narrower heads have wider keys and take 64-bit products.
     i64 s = 0;
-    if (hd % 16 == 0) {
+    if (hd >= 32 && hd % 16 == 0) {
         // 16-byte loads: rows start on 128-byte boundaries for head_dim a multiple of 16.
         const int4* q4 = (const int4*)qh;
         const int4* k8 = (const int4*)k;
@@ -320,12 +321,7 @@ __device__ __forceinline__ i64 score(const int* qh, const i16* k, int hd, int qe
             s += part;
         }
     } else {
-        for (int i0 = 0; i0 < hd; i0 += 16) {
-            int part = 0;
-            int end = i0 + 16 < hd ? i0 + 16 : hd;
-            for (int i = i0; i < end; i++) part += qh[i] * (int)k[i];
-            s += part;
-        }
+        for (int i = 0; i < hd; i++) s += (i64)qh[i] * (i64)k[i];
     }
     return (i64)round_shift((i128)s * (i128)score_scale, 30 - 10 - qe - ke);
 }

@@ -3,8 +3,8 @@
 //!
 //! Only token ids go to the device and only the scores of the output rows come back. The
 //! kernels are ports of [`crate::exact`]'s integer code, so this engine's tables equal the
-//! host engine's bit for bit (checked by `lmgc model bench --backend cuda --against
-//! ndarray`, and by the `cuda` tests when a GPU is present).
+//! host engine's bit for bit (checked by the `cuda` tests on a GPU host, and by comparing
+//! `lmgc model bench` digests across backends: docs/perf.md).
 //!
 //! Loaded at run time: the CUDA driver, NVRTC and cuBLAS (`cudarc`'s dynamic loading), so a
 //! binary built on a machine without CUDA runs on one with it.
@@ -248,6 +248,25 @@ impl CudaEngine {
     /// Quantizes `w` with the exact recipe and uploads it to GPU `ordinal`; `max_positions`
     /// bounds the window length.
     pub fn new(w: &LlamaWeights, ordinal: usize, max_positions: usize) -> Result<Self> {
+        // cudarc panics when it cannot load the driver, NVRTC or cuBLAS library: make that the
+        // error it is.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::build(w, ordinal, max_positions)
+        }))
+        .unwrap_or_else(|p| {
+            let why = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            Err(Error::Backend(format!(
+                "CUDA is not usable here ({why}): the cuda backend needs the NVIDIA driver, and \
+                 NVRTC and cuBLAS on the library path"
+            )))
+        })
+    }
+
+    fn build(w: &LlamaWeights, ordinal: usize, max_positions: usize) -> Result<Self> {
         let c = w.config.clone();
         c.validate()?;
         let hd = c.head_dim();
@@ -399,7 +418,7 @@ impl CudaEngine {
         };
         let mi = m as i32;
         let di = d as i32;
-        run.launch("embed", threads(m * d), |b| {
+        run.launch("embed", threads(m * d)?, |b| {
             b.arg(&mi)
                 .arg(&di)
                 .arg(&ws.tok)
@@ -412,7 +431,7 @@ impl CudaEngine {
             run.linear(&layer.qkv)?;
             let (nhi, nkvi, hdi) = (nh as i32, nkv as i32, hd as i32);
             let width = layer.qkv.out as i32;
-            run.launch("qk_rope", warps(m * (nh + nkv)), |b| {
+            run.launch("qk_rope", warps(m * (nh + nkv))?, |b| {
                 b.arg(&mi).arg(&nhi).arg(&nkvi).arg(&hdi);
                 b.arg(&ws.acc)
                     .arg(&width)
@@ -431,7 +450,7 @@ impl CudaEngine {
                     .arg(&cap);
             })?;
             let (kvdi, voff) = (kvd as i32, (d + kvd) as i32);
-            run.launch("v_store", threads(m * kvd), |b| {
+            run.launch("v_store", threads(m * kvd)?, |b| {
                 b.arg(&mi).arg(&kvdi).arg(&voff).arg(&ws.acc).arg(&width);
                 b.arg(&layer.qkv.scale)
                     .arg(&layer.qkv.exp)
@@ -445,7 +464,7 @@ impl CudaEngine {
                     .arg(&cap);
             })?;
             let z = &ws.z;
-            run.launch("att_scores", threads(m * nh * cap as usize), |b| {
+            run.launch("att_scores", threads(m * nh * cap as usize)?, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
                     .arg(&nkvi)
@@ -462,7 +481,7 @@ impl CudaEngine {
                     .arg(&cap)
                     .arg(z);
             })?;
-            run.launch("att_probs", warps(m * nh), |b| {
+            run.launch("att_probs", warps(m * nh)?, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
                     .arg(&ws.pos)
@@ -471,11 +490,11 @@ impl CudaEngine {
                     .arg(z);
             })?;
             let n_pv = (m * d) as i64;
-            run.launch("zero_i64", threads(m * d), |b| {
+            run.launch("zero_i64", threads(m * d)?, |b| {
                 b.arg(&n_pv).arg(&ws.pv);
             })?;
             let spans = (cap as usize).div_ceil(PV_SPAN);
-            run.launch("att_pv", threads(m * nh * hd * spans), |b| {
+            run.launch("att_pv", threads(m * nh * hd * spans)?, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
                     .arg(&nkvi)
@@ -489,7 +508,7 @@ impl CudaEngine {
                     .arg(&cap)
                     .arg(&ws.pv);
             })?;
-            run.launch("att_out", threads(m * d), |b| {
+            run.launch("att_out", threads(m * d)?, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
                     .arg(&nkvi)
@@ -505,7 +524,7 @@ impl CudaEngine {
             run.norm(&layer.ffn_norm, d)?;
             run.linear(&layer.gate_up)?;
             let (fi, f2) = (f as i32, 2 * f as i32);
-            run.launch("scale_rows", threads(m * 2 * f), |b| {
+            run.launch("scale_rows", threads(m * 2 * f)?, |b| {
                 b.arg(&mi)
                     .arg(&f2)
                     .arg(&ws.acc)
@@ -513,7 +532,7 @@ impl CudaEngine {
                     .arg(&ws.wide);
             })?;
             for (off, out) in [(0i32, &ws.sg), (fi, &ws.su)] {
-                run.launch("row_shift", warps(m), |b| {
+                run.launch("row_shift", warps(m)?, |b| {
                     b.arg(&mi)
                         .arg(&fi)
                         .arg(&f2)
@@ -523,7 +542,7 @@ impl CudaEngine {
                     b.arg(out);
                 })?;
             }
-            run.launch("ffn_act", threads(m * f), |b| {
+            run.launch("ffn_act", threads(m * f)?, |b| {
                 b.arg(&mi)
                     .arg(&fi)
                     .arg(&ws.wide)
@@ -543,7 +562,7 @@ impl CudaEngine {
         let out = self.out_linear();
         run.linear(out)?;
         let n = out.out as i32;
-        run.launch("logits", threads(m * out.out), |b| {
+        run.launch("logits", threads(m * out.out)?, |b| {
             b.arg(&mi)
                 .arg(&n)
                 .arg(&ws.acc)
@@ -558,10 +577,14 @@ impl CudaEngine {
             .map_err(drv)?;
         let err = self.stream.clone_dtoh(&self.err).map_err(drv)?;
         if err[0] != 0 {
+            // Reported once; the next call starts clean.
+            self.stream
+                .memcpy_htod(&[0i32], &mut self.err)
+                .map_err(drv)?;
             return Err(Error::Backend(
                 "a cuBLAS GEMM returned a value that is not an exact integer below 2^24: this \
-                 GPU or library broke the numerics contract (TF32 forced on by \
-                 NVIDIA_TF32_OVERRIDE?); report it with the GPU's name"
+                 GPU or library broke the numerics contract (a GEMM with less than FP32 \
+                 accumulation?); report it with the GPU's name"
                     .into(),
             ));
         }
@@ -573,15 +596,26 @@ impl CudaEngine {
     }
 }
 
-fn threads(n: usize) -> LaunchConfig {
-    LaunchConfig {
-        grid_dim: ((n as u32).div_ceil(THREADS).max(1), 1, 1),
+/// One thread per item; an error past the grid's 2^31 - 1 blocks instead of a silently
+/// shortened launch.
+fn threads(n: usize) -> Result<LaunchConfig> {
+    let blocks = n.div_ceil(THREADS as usize).max(1);
+    let blocks = u32::try_from(blocks)
+        .ok()
+        .filter(|&b| b < 1 << 31)
+        .ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{n} GPU threads in one launch; use fewer rows per call or shorter windows"
+            ))
+        })?;
+    Ok(LaunchConfig {
+        grid_dim: (blocks, 1, 1),
         block_dim: (THREADS, 1, 1),
         shared_mem_bytes: 0,
-    }
+    })
 }
 
-fn warps(n: usize) -> LaunchConfig {
+fn warps(n: usize) -> Result<LaunchConfig> {
     threads(n * 32)
 }
 
@@ -629,7 +663,7 @@ impl Run<'_> {
     fn norm(&self, n: &DevNorm, d: usize) -> Result<()> {
         let ws = self.ws;
         let (mi, di) = (self.m as i32, d as i32);
-        self.launch("norm_rows", warps(self.m), |b| {
+        self.launch("norm_rows", warps(self.m)?, |b| {
             b.arg(&mi)
                 .arg(&di)
                 .arg(&ws.x)
@@ -651,7 +685,7 @@ impl Run<'_> {
         let ws = self.ws;
         let (mi, ni) = (self.m as i32, n as i32);
         let null = 0u64;
-        self.launch("quant_rows", warps(self.m), |b| {
+        self.launch("quant_rows", warps(self.m)?, |b| {
             b.arg(&mi).arg(&ni).arg(v).arg(&exp);
             match base {
                 Some(s) => b.arg(s),
@@ -666,7 +700,7 @@ impl Run<'_> {
         let ws = self.ws;
         let m = self.m;
         let (mi, ki, ni) = (m as i32, l.inp as i32, l.out as i32);
-        self.launch("to_limbs", threads(m * l.inp), |b| {
+        self.launch("to_limbs", threads(m * l.inp)?, |b| {
             b.arg(&mi).arg(&ki).arg(&ws.h).arg(&ws.limbs);
         })?;
         let mut start = 0;
@@ -697,7 +731,7 @@ impl Run<'_> {
             }
             self.record("sgemm", started)?;
             let first = i32::from(start == 0);
-            self.launch("combine", threads(m * l.out), |b| {
+            self.launch("combine", threads(m * l.out)?, |b| {
                 b.arg(&mi)
                     .arg(&ni)
                     .arg(&ws.gout)
@@ -713,7 +747,7 @@ impl Run<'_> {
     fn residual(&self, l: &DevLinear, d: usize) -> Result<()> {
         let ws = self.ws;
         let (mi, di) = (self.m as i32, d as i32);
-        self.launch("add_residual", threads(self.m * d), |b| {
+        self.launch("add_residual", threads(self.m * d)?, |b| {
             b.arg(&mi)
                 .arg(&di)
                 .arg(&ws.acc)
@@ -844,10 +878,12 @@ impl Engine for CudaEngine {
         let Some(caches) = self.caches.as_mut() else {
             return Err(Error::Backend("forward before open".into()));
         };
+        // Positions on a copy: a bad row leaves every window as it was.
+        let mut lens = caches.len.clone();
         let mut pos = Vec::with_capacity(rows.len());
         for r in rows {
-            let n_open = caches.len.len();
-            let len = caches.len.get_mut(r.cache).ok_or_else(|| {
+            let n_open = lens.len();
+            let len = lens.get_mut(r.cache).ok_or_else(|| {
                 Error::Backend(format!("row names window {} of {n_open}", r.cache))
             })?;
             if *len >= caches.cap {
@@ -865,6 +901,7 @@ impl Engine for CudaEngine {
             pos.push(*len as i32);
             *len += 1;
         }
+        caches.len = lens;
         let mut out = Vec::with_capacity(rows.len());
         // Rows of one window stay in order across chunks, so a later chunk sees every key and
         // value an earlier one wrote: chunking never changes a result.

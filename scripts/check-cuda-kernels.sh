@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Compiles crates/lmgc-model/src/cuda/kernels.cu as C++ (g++, syntax and types only) with
+# one 32-lane warp and with one thread per warp, against a shim of the CUDA built-ins it
+# uses. No GPU needed: this catches what NVRTC would otherwise only report on a GPU host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/shim.h" <<'SHIM'
+#include <cmath>
+struct dim3 { unsigned x, y, z; };
+extern dim3 threadIdx, blockIdx, blockDim;
+struct int4 { int x, y, z, w; };
+#define __device__
+#define __global__
+#define __forceinline__ inline
+template <class T> T __shfl_sync(unsigned, T v, int) { return v; }
+template <class T> T __shfl_xor_sync(unsigned, T v, int) { return v; }
+inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+inline int atomicExch(int* p, int v) { int o = *p; *p = v; return o; }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    unsigned long long o = *p; *p += v; return o;
+}
+inline void __syncwarp() {}
+SHIM
+{ echo '#include "shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu; } > "$tmp/k.cpp"
+for warp in 32 1; do
+    g++ -std=c++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Werror -DWARP=$warp \
+        -I"$tmp" "$tmp/k.cpp"
+done
+echo "kernels.cu compiles as C++ with WARP=32 and WARP=1"
