@@ -66,6 +66,9 @@ struct Args {
     /// Codecs measured on the same updates, comma-separated.
     #[arg(long, value_delimiter = ',')]
     compare: Option<Vec<String>>,
+    /// What clients send: dense, q8, q4 (-channel, -stochastic), topP% (e.g. top10%).
+    #[arg(long)]
+    payload: Option<String>,
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -104,6 +107,7 @@ fn main() -> anyhow::Result<()> {
         seed,
         codec,
         compare,
+        payload,
         out,
         backend
     );
@@ -174,9 +178,19 @@ fn main() -> anyhow::Result<()> {
         .filter(|c| **c != codec)
         .cloned()
         .collect();
+    // The wire column is the payload as coded, in % of the dense f32 update.
+    let sent = if cfg.payload == "dense" {
+        codec.clone()
+    } else {
+        println!(
+            "payload: {} (lossy, with error feedback; raw MB is the dense update)",
+            cfg.payload
+        );
+        format!("{}+{codec}", cfg.payload)
+    };
     let mut header = format!(
         "{:>5} {:>8} {:>10} {:>10} {:>8}",
-        "round", "test acc", "raw MB", "wire MB", codec
+        "round", "test acc", "raw MB", "wire MB", sent
     );
     for c in &compared {
         header += &format!(" {c:>8}");

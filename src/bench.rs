@@ -14,7 +14,7 @@
 
 use std::time::Instant;
 
-use lmgc_core::codec::{Block, CodecSpec, CodedBlock};
+use lmgc_core::codec::{Block, CodedBlock};
 use lmgc_core::container::{self, DecodeLimits};
 use lmgc_core::io::SourceFile;
 use lmgc_core::prior::Prior;
@@ -188,14 +188,14 @@ fn whole_file(
         let parsed = container::parse(&packed, &limits)?;
         // A prior codec decodes with a freshly loaded prior, as a receiver would (loading is
         // not timed).
-        let mut prior = match &parsed.header.codec {
-            CodecSpec::Prior(spec) | CodecSpec::Auto(spec) => Some(prior_for(
+        let mut prior = match parsed.header.codec.prior() {
+            Some(spec) => Some(prior_for(
                 &spec.prior,
                 Some(&opts.model),
                 opts.backend,
                 &*opts.say,
             )?),
-            _ => None,
+            None => None,
         };
         let t1 = Instant::now();
         let restored = parsed.decode_batched(

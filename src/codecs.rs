@@ -9,6 +9,7 @@ use lmgc_core::cdf::Precision;
 use lmgc_core::classical::{Classical, ClassicalCodec};
 use lmgc_core::codec::{BytegroupCodec, Codec, PriorCodecSpec, StoreCodec};
 use lmgc_core::context_prior::ContextPrior;
+use lmgc_core::hybrid::HybridCodec;
 use lmgc_core::prior::{Prior, PriorFingerprint};
 use lmgc_core::prior_codec::{DEFAULT_BATCH, PriorCodec};
 use lmgc_core::serialize::SerializerSpec;
@@ -30,6 +31,12 @@ pub enum CodecChoice {
     Lm,
     /// Per block, `lm` or `bytegroup`, whichever is smaller; never larger than `bytegroup`.
     Auto,
+    /// The LLM codes each element's exponent byte, `bytegroup`'s models the other planes
+    /// ([`lmgc_core::hybrid`]).
+    Hybrid,
+    /// `hybrid` with the built-in order-k context model in the LLM's place: the classical
+    /// rival of the LLM on the exponent stream (one window per tensor, bytes as `iso-none`).
+    ContextHybrid,
     /// A classical baseline.
     Classical(Classical),
 }
@@ -40,17 +47,57 @@ impl CodecChoice {
         let mut v = vec![CodecChoice::Bytegroup];
         v.extend(Classical::ALL.map(CodecChoice::Classical));
         v.push(CodecChoice::Context);
+        v.push(CodecChoice::ContextHybrid);
         v.push(CodecChoice::Store);
         v
     }
 
+    /// Whether the codec runs the LLM.
+    pub fn uses_llm(self) -> bool {
+        matches!(
+            self,
+            CodecChoice::Lm | CodecChoice::Auto | CodecChoice::Hybrid
+        )
+    }
+
     /// The serializer a prior codec uses when none is given: `hex-comma-be` for the LLM (the
-    /// best format of the ablations in docs/perf.md, on MLP and ConvNet gradients), the
-    /// paper's `hex-none` otherwise.
+    /// best format of the ablations in docs/perf.md, on MLP and ConvNet gradients),
+    /// `hex-space` for `hybrid`'s exponent bytes, the paper's `hex-none` otherwise.
     pub fn default_format(self) -> SerializerSpec {
         match self {
+            // One hex pair per exponent, space-separated: 3.12 bits per exponent against
+            // 3.16 with commas on a ConvNet slice (docs/perf.md).
+            CodecChoice::Hybrid => "hex-space".parse().expect("a valid spec"),
+            CodecChoice::ContextHybrid => "iso-none".parse().expect("a valid spec"),
             CodecChoice::Lm | CodecChoice::Auto => "hex-comma-be".parse().expect("a valid spec"),
             _ => SerializerSpec::default(),
+        }
+    }
+
+    /// Tokens per window of a prior codec: the options' window, except for `context-hybrid`:
+    /// the context model has no attention span (a window is only where its counts restart),
+    /// so the rival learns from the whole tensor.
+    pub fn window(self, options: &CodecOptions) -> u32 {
+        if self == CodecChoice::ContextHybrid {
+            lmgc_core::codec::MAX_WINDOW
+        } else {
+            options.window
+        }
+    }
+
+    /// Runs `f` with `codec` as this choice uses it: alone, or inside `auto` or `hybrid`.
+    pub fn wrap_prior<R>(
+        self,
+        codec: PriorCodec<'_>,
+        f: impl FnOnce(&mut dyn Codec) -> Result<R>,
+    ) -> Result<R> {
+        match self {
+            CodecChoice::Auto => f(&mut AutoCodec::new(codec)),
+            CodecChoice::Hybrid | CodecChoice::ContextHybrid => f(&mut HybridCodec::new(codec)),
+            _ => {
+                let mut codec = codec;
+                f(&mut codec)
+            }
         }
     }
 
@@ -75,27 +122,27 @@ impl CodecChoice {
                 c.available()?;
                 f(&mut ClassicalCodec(c))
             }
-            CodecChoice::Context | CodecChoice::Lm | CodecChoice::Auto => {
+            CodecChoice::Context
+            | CodecChoice::ContextHybrid
+            | CodecChoice::Lm
+            | CodecChoice::Auto
+            | CodecChoice::Hybrid => {
                 let mut prior: Box<dyn Prior> = match self {
-                    CodecChoice::Context => Box::new(ContextPrior::new(options.order)?),
+                    CodecChoice::Context | CodecChoice::ContextHybrid => {
+                        Box::new(ContextPrior::new(options.order)?)
+                    }
                     _ => open_llm(&options.model, options.backend, &*options.say)?,
                 };
                 let spec = PriorCodecSpec {
                     prior: prior.fingerprint(),
                     serializer: options.format.unwrap_or_else(|| self.default_format()),
-                    window: options.window,
+                    window: self.window(options),
                     precision: options.precision,
                     mask: options.mask,
                 };
                 let codec =
                     PriorCodec::new(&mut *prior, spec, options.batch)?.with_lanes(options.lanes);
-                match self {
-                    CodecChoice::Auto => f(&mut AutoCodec::new(codec)),
-                    _ => {
-                        let mut codec = codec;
-                        f(&mut codec)
-                    }
-                }
+                self.wrap_prior(codec, f)
             }
         }
     }
@@ -109,6 +156,8 @@ impl fmt::Display for CodecChoice {
             CodecChoice::Context => f.write_str("context"),
             CodecChoice::Lm => f.write_str("lm"),
             CodecChoice::Auto => f.write_str("auto"),
+            CodecChoice::Hybrid => f.write_str("hybrid"),
+            CodecChoice::ContextHybrid => f.write_str("context-hybrid"),
             CodecChoice::Classical(c) => f.write_str(&c.name()),
         }
     }
@@ -123,12 +172,14 @@ impl FromStr for CodecChoice {
             "context" => Ok(CodecChoice::Context),
             "lm" => Ok(CodecChoice::Lm),
             "auto" => Ok(CodecChoice::Auto),
+            "hybrid" => Ok(CodecChoice::Hybrid),
+            "context-hybrid" => Ok(CodecChoice::ContextHybrid),
             _ => Classical::from_name(s)
                 .map(CodecChoice::Classical)
                 .ok_or_else(|| Error::InvalidArgument {
                     what: "codec",
                     reason: format!(
-                        "{s:?}; choose from {}, lm, auto (or `all` for bench: every codec but lm and auto)",
+                        "{s:?}; choose from {}, lm, auto, hybrid (or `all` for bench: every codec but the LLM's)",
                         Self::all()
                             .iter()
                             .map(ToString::to_string)

@@ -55,6 +55,9 @@ pub struct FedAvgConfig {
     pub codec: String,
     /// Codecs also measured on every update (sizes only), for the comparison plot.
     pub compare: Vec<String>,
+    /// What clients send: `dense`, `q8`, `q4` (`-channel`, `-stochastic`), `topP%`
+    /// (`lmgc payload` names), with error feedback.
+    pub payload: String,
     /// Where results, the plot and the transport's state go.
     pub out: PathBuf,
     /// Where local training and evaluation run: ndarray (CPU), wgpu or cuda (build features
@@ -81,6 +84,7 @@ impl Default for FedAvgConfig {
             seed: 0,
             codec: "auto".into(),
             compare: vec!["store".into(), "zstd".into(), "xz9".into()],
+            payload: "dense".into(),
             out: PathBuf::from("fedavg-out"),
             backend: "ndarray".into(),
             lm: toml::Table::new(),
@@ -365,6 +369,8 @@ pub fn run(
                 ca: None,
                 state_dir: cfg.out.join("clients").join(id.as_str()),
                 codecs: vec![codec.to_owned()],
+                payload: cfg.payload.clone(),
+                error_feedback: true,
                 max_upload_rate: 0,
                 reconnect_secs: 600.0,
                 idle_timeout_secs: 60.0,

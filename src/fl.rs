@@ -5,8 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use lmgc_core::auto_codec::AutoCodec;
-use lmgc_core::codec::{CodecSpec, PriorCodecSpec};
+use lmgc_core::codec::PriorCodecSpec;
 use lmgc_core::container::{self, DecodeLimits};
 use lmgc_core::io::SourceFile;
 use lmgc_core::prior::{Prior, PriorFingerprint};
@@ -103,16 +102,16 @@ impl FlCodecs {
         let options = lm.options()?;
         let mut priors = HashMap::new();
         let mut llm = None;
-        if names
-            .iter()
-            .any(|c| matches!(c, CodecChoice::Lm | CodecChoice::Auto))
-        {
+        if names.iter().any(|c| c.uses_llm()) {
             let prior = open_llm(&options.model, options.backend, say)?;
             let fp = prior.fingerprint();
             llm = Some(fp.clone());
             priors.insert(fp, prior);
         }
-        if names.contains(&CodecChoice::Context) {
+        if names
+            .iter()
+            .any(|c| matches!(c, CodecChoice::Context | CodecChoice::ContextHybrid))
+        {
             let prior = lmgc_core::context_prior::ContextPrior::new(options.order)?;
             priors.insert(prior.fingerprint(), Box::new(prior) as Box<dyn Prior>);
         }
@@ -126,19 +125,14 @@ impl FlCodecs {
 
     fn fingerprint_of(&self, c: CodecChoice) -> Option<PriorFingerprint> {
         match c {
-            CodecChoice::Lm | CodecChoice::Auto => self.llm.clone(),
-            CodecChoice::Context => lmgc_core::context_prior::ContextPrior::new(self.options.order)
-                .ok()
-                .map(|p| p.fingerprint()),
+            c if c.uses_llm() => self.llm.clone(),
+            CodecChoice::Context | CodecChoice::ContextHybrid => {
+                lmgc_core::context_prior::ContextPrior::new(self.options.order)
+                    .ok()
+                    .map(|p| p.fingerprint())
+            }
             _ => None,
         }
-    }
-}
-
-fn spec_prior(spec: &CodecSpec) -> Option<&PriorCodecSpec> {
-    match spec {
-        CodecSpec::Prior(s) | CodecSpec::Auto(s) => Some(s),
-        _ => None,
     }
 }
 
@@ -174,24 +168,18 @@ impl UpdateCodecs for FlCodecs {
                 .options
                 .format
                 .unwrap_or_else(|| choice.default_format()),
-            window: self.options.window,
+            window: choice.window(&self.options),
             precision: self.options.precision,
             mask: self.options.mask,
         };
         let pc =
             PriorCodec::new(&mut **prior, spec, self.options.batch)?.with_lanes(self.options.lanes);
-        Ok(match choice {
-            CodecChoice::Auto => container::compress(source, &mut AutoCodec::new(pc), &|_| {})?,
-            _ => {
-                let mut pc = pc;
-                container::compress(source, &mut pc, &|_| {})?
-            }
-        })
+        Ok(choice.wrap_prior(pc, |c| container::compress(source, c, &|_| {}))?)
     }
 
     fn decode(&self, bytes: &[u8], limits: &DecodeLimits) -> lmgc_fl::Result<Vec<u8>> {
         let c = container::parse(bytes, limits)?;
-        let Some(spec) = spec_prior(&c.header.codec) else {
+        let Some(spec) = c.header.codec.prior() else {
             return ClassicalCodecs.decode(bytes, limits);
         };
         let mut priors = self

@@ -117,6 +117,96 @@ fn real_gradients_round_trip_bit_exactly() {
     assert!(summary["ratio"].as_f64().unwrap() < 0.9, "{summary}");
 }
 
+/// `lmgc payload`: a q4 payload of a gradient is a quarter of its tensor bytes, codes
+/// losslessly like any file, and densifies to values within half a step of the original;
+/// deltas, top-k and refusals of bad input.
+#[test]
+fn payloads_reduce_code_and_densify() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = pseudo_random(4096, 3);
+    let old: Vec<f32> = values.iter().map(|v| v * 0.5).collect();
+    let input = dir.path().join("w.safetensors");
+    let base = dir.path().join("old.safetensors");
+    let g = |v: &[f32]| {
+        safetensors_bytes(
+            &Gradient::new(vec![
+                Tensor::new(
+                    "w",
+                    DType::F32,
+                    vec![64, 64],
+                    v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                )
+                .unwrap(),
+            ])
+            .unwrap(),
+        )
+    };
+    std::fs::write(&input, g(&values)).unwrap();
+    std::fs::write(&base, g(&old)).unwrap();
+    let q4 = dir.path().join("q4.safetensors");
+    let out = ok(&[
+        "payload",
+        s(&input),
+        "--to",
+        "q4-channel",
+        "-o",
+        s(&q4),
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["payload"], "q4-channel", "{summary}");
+    assert!(
+        summary["output_tensor_bytes"].as_u64().unwrap() < 4096 + 64 * 4 + 1,
+        "{summary}"
+    );
+    assert!(
+        summary["relative_l2_error"].as_f64().unwrap() < 0.2,
+        "{summary}"
+    );
+    round_trip_all_codecs(&q4, dir.path());
+    let dense = dir.path().join("dense.safetensors");
+    ok(&["-q", "payload", s(&q4), "--densify", "-o", s(&dense)]);
+    let back = lmgc::core::io::read_safetensors(&dense).unwrap();
+    let w = back.get("w").unwrap();
+    assert_eq!(w.shape(), &[64, 64]);
+    let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (a, b) in values.iter().zip(w.to_f32().unwrap()) {
+        assert!((a - b).abs() <= max / 7.0 * 0.5001, "{a} {b}");
+    }
+    // A delta, top-k of it, and the densify limit.
+    let top = dir.path().join("top.safetensors");
+    ok(&[
+        "-q",
+        "payload",
+        s(&input),
+        "--minus",
+        s(&base),
+        "--to",
+        "top5%",
+        "-o",
+        s(&top),
+    ]);
+    let t = lmgc::core::io::read_safetensors(&top).unwrap();
+    assert_eq!(t.get("w::value").unwrap().numel(), 205);
+    fails(&[
+        "payload",
+        s(&top),
+        "--densify",
+        "--max-output",
+        "1000",
+        "-o",
+        s(&dense),
+    ]);
+    // Bad names, values and files are errors, and nothing is written.
+    let never = dir.path().join("never.safetensors");
+    fails(&["payload", s(&input), "--to", "q3", "-o", s(&never)]);
+    fails(&["payload", s(&input), "--to", "top0%", "-o", s(&never)]);
+    fails(&["payload", s(&input), "--minus", s(&q4), "-o", s(&never)]);
+    std::fs::write(&base, g(&[f32::NAN; 4096])).unwrap();
+    fails(&["payload", s(&base), "-o", s(&never)]);
+    assert!(!never.exists());
+}
+
 /// `lmgc collect` trains the paper's ConvNet (a tiny run) and writes gradient files that
 /// every codec round-trips.
 #[test]
@@ -584,6 +674,39 @@ fn lm_codec_round_trips_with_the_default_model() {
     assert_eq!(
         std::fs::read(&input).unwrap(),
         std::fs::read(&from_auto).unwrap()
+    );
+    // hybrid: the LLM codes the exponents (3 tokens each: two hex digits and a space), the
+    // byte planes the rest.
+    let hybrid = dir.path().join("g.hybrid.lmgc");
+    let out = ok(&[
+        "compress",
+        s(&input),
+        "-o",
+        s(&hybrid),
+        "--codec",
+        "hybrid",
+        "--window",
+        "32",
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["codec"], "hybrid", "{summary}");
+    // At most 3 tokens per exponent and per byte of the .npy header (a one-byte block).
+    let header = summary["raw_bytes"].as_u64().unwrap() - 4 * 40;
+    assert!(
+        summary["tokens"].as_u64().unwrap() <= 3 * (40 + header),
+        "{summary}"
+    );
+    let info = String::from_utf8(ok(&["inspect", s(&hybrid), "--streams"]).stdout).unwrap();
+    assert!(
+        info.contains("hybrid") && info.contains("hex-space"),
+        "{info}"
+    );
+    let from_hybrid = dir.path().join("hybrid.npy");
+    ok(&["-q", "decompress", s(&hybrid), "-o", s(&from_hybrid)]);
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        std::fs::read(&from_hybrid).unwrap()
     );
 }
 

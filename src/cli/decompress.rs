@@ -2,7 +2,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use lmgc::codecs::prior_for;
-use lmgc::core::codec::CodecSpec;
 use lmgc::core::container::{self, DecodeLimits};
 use lmgc::core::prior::Prior;
 use lmgc::core::{Error, fsutil};
@@ -36,14 +35,14 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
     .with_context(|| format!("reading {}", a.input.display()))?;
     // A prior codec other than the built-in one needs its model: the one --model names, or the
     // known model the file's fingerprint names (fetched if missing).
-    let mut prior = match &parsed.header.codec {
-        CodecSpec::Prior(spec) | CodecSpec::Auto(spec) => Some(prior_for(
+    let mut prior = match parsed.header.codec.prior() {
+        Some(spec) => Some(prior_for(
             &spec.prior,
             a.model.model.as_deref(),
             a.model.backend()?,
             &*super::say(out.quiet || out.json),
         )?),
-        _ => None,
+        None => None,
     };
     // Prior codecs: a bar in tokens (tokens/s is what the model's speed is quoted in), moved
     // by decoded bytes scaled with the header's token count.

@@ -23,10 +23,7 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
     let h = &c.header;
     let checksum: String = h.checksum.iter().map(|b| format!("{b:02x}")).collect();
     // Prior codecs: a stream (lane) is a run of windows of `window - 1` tokens.
-    let per_window = match &h.codec {
-        CodecSpec::Prior(p) | CodecSpec::Auto(p) => Some(u64::from(p.window.max(2) - 1)),
-        _ => None,
-    };
+    let per_window = h.codec.prior().map(|p| u64::from(p.window.max(2) - 1));
     let blocks: Vec<serde_json::Value> = h
         .blocks
         .iter()
@@ -45,6 +42,8 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
                     "windows": per_window
                         .filter(|_| match &h.codec {
                             CodecSpec::Auto(_) => i > 0 && b.streams[0].symbols == lmgc::core::auto_codec::PRIOR,
+                            // A hybrid block's last streams are bytegroup chunks.
+                            CodecSpec::Hybrid(_) => i + lmgc::core::hybrid::tail_lengths(b.dtype, b.len).len() < b.streams.len(),
                             _ => true,
                         })
                         .map(|w| s.symbols.div_ceil(w)),
@@ -54,13 +53,12 @@ pub fn run(a: InspectArgs, out: Output) -> anyhow::Result<()> {
             })
         })
         .collect();
-    let prior = match &h.codec {
-        CodecSpec::Prior(p) | CodecSpec::Auto(p) => Some(json!({
+    let prior = h.codec.prior().map(|p| {
+        json!({
             "fingerprint": p.prior.to_string(), "serializer": p.serializer.to_string(), "window": p.window,
             "precision": p.precision.bits(), "mask": p.mask,
-        })),
-        _ => None,
-    };
+        })
+    });
     if out.json {
         super::print_json(&json!({
             "file": a.input, "file_bytes": c.file_len, "header_bytes": c.header_bytes, "version": container::VERSION,

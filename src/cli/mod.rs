@@ -7,6 +7,7 @@ mod decompress;
 mod fl;
 mod inspect;
 mod model;
+mod payload;
 mod progress;
 
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
     Inspect(InspectArgs),
     /// Run codecs side by side on the same files: size, speed, round trip.
     Bench(BenchArgs),
+    /// Make a low-precision FL payload (8/4-bit quantized, top-k) from an update, or turn
+    /// one back into dense f32: the lossy step a client chooses before lossless coding.
+    Payload(PayloadArgs),
     /// Fetch and describe models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -46,6 +50,34 @@ enum Command {
     Serve(fl::ServeArgs),
     /// Run a federated-learning client against an aggregator.
     Client(fl::ClientArgs),
+}
+
+#[derive(Debug, Args)]
+struct PayloadArgs {
+    /// The update (safetensors, npy, raw f32), or with --densify a payload.
+    input: PathBuf,
+    /// Output safetensors file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// dense, q8, q4 (add -channel for per-output-channel scales, -stochastic for unbiased
+    /// rounding), or topP% (e.g. top1%).
+    #[arg(long, default_value = "q8")]
+    to: String,
+    /// Seed of stochastic rounding (implies it).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Subtract this file first (FedAvg weight deltas: new weights minus the global model).
+    #[arg(long, value_name = "OLD")]
+    minus: Option<PathBuf>,
+    /// Turn a payload back into dense f32 tensors instead.
+    #[arg(long, conflicts_with_all = ["to", "seed", "minus"])]
+    densify: bool,
+    /// With --densify: refuse payloads that would expand to more than this many bytes.
+    #[arg(long, default_value_t = lmgc::core::container::DecodeLimits::default().max_output)]
+    max_output: u64,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -267,7 +299,7 @@ struct BenchArgs {
     /// Tensor files (safetensors, npy, raw f32).
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// `all` or a comma-separated list (bytegroup, gzip, xz6, xz9, zstd, brotli, png, flac, pcodec, fpzip, context, store).
+    /// `all` or a comma-separated list (bytegroup, gzip, xz6, xz9, zstd, brotli, png, flac, pcodec, fpzip, context, context-hybrid, store; also lm, hybrid, auto).
     #[arg(long, default_value = "all")]
     codecs: String,
     /// Also measure the LM-GC paper's accounting: chunks of this many bytes, each coded alone.
@@ -294,7 +326,7 @@ struct CompressArgs {
     /// Output file [default: INPUT.lmgc].
     #[arg(short, long)]
     output: Option<PathBuf>,
-    /// Codec: bytegroup, context, store, or a baseline (gzip, xz6, xz9, zstd, brotli, png, flac, pcodec, fpzip).
+    /// Codec: bytegroup, lm, hybrid, auto, context, context-hybrid, store, or a baseline (gzip, xz6, xz9, zstd, brotli, png, flac, pcodec, fpzip).
     #[arg(long, default_value = "bytegroup")]
     codec: String,
     #[command(flatten)]
@@ -414,6 +446,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 json: a.json_flag(),
             };
             fl::client(a, out)
+        }
+        Command::Payload(a) => {
+            let out = Output {
+                quiet,
+                json: a.json,
+            };
+            payload::run(a, out)
         }
         Command::Bench(a) => {
             let json_stdout = a.json.as_deref() == Some(std::path::Path::new("-"));

@@ -57,6 +57,17 @@ pub fn prior_tokens(h: &lmgc::core::container::Header) -> Option<u64> {
                 .map(|s| s.symbols)
                 .sum(),
         ),
+        // A hybrid block's tail streams (bytegroup chunks) come last and are not tokens.
+        CodecSpec::Hybrid(_) => Some(
+            h.blocks
+                .iter()
+                .flat_map(|b| {
+                    let tail = lmgc::core::hybrid::tail_lengths(b.dtype, b.len).len();
+                    &b.streams[..b.streams.len().saturating_sub(tail)]
+                })
+                .map(|s| s.symbols)
+                .sum(),
+        ),
         CodecSpec::Auto(_) => Some(
             h.blocks
                 .iter()

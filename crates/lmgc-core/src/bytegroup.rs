@@ -75,7 +75,17 @@ fn context(plane: usize, prev_top: u8, this_top: u8) -> u8 {
     if plane == 0 { prev_top } else { this_top }
 }
 
-fn encode_chunk(dtype: DType, data: &[u8]) -> Result<Vec<u8>> {
+/// Where plane 0 (the exponent byte of a float) comes from.
+#[derive(Clone, Copy)]
+enum Head<'a> {
+    /// Coded in this stream, in the context of the previous element's plane 0.
+    Coded,
+    /// Coded elsewhere (the hybrid codec's LLM stream): known to both sides, not coded here.
+    Given(&'a [u8]),
+}
+
+/// Codes planes `first..` of every element (`first` is 1 when plane 0 goes elsewhere).
+fn encode_chunk(dtype: DType, data: &[u8], first: usize) -> Result<Vec<u8>> {
     let w = dtype.width();
     let float = dtype.exponent_bits().is_some();
     let mut models = Models::new(w)?;
@@ -86,7 +96,7 @@ fn encode_chunk(dtype: DType, data: &[u8]) -> Result<Vec<u8>> {
         le[..w].copy_from_slice(element);
         let bits = rotate_in(u64::from_le_bytes(le), w, float);
         let top = (bits >> (8 * (w - 1))) as u8;
-        for plane in 0..w {
+        for plane in first..w {
             let byte = (bits >> (8 * (w - 1 - plane))) as u8;
             let m = models.model(plane, context(plane, prev_top, top));
             enc.encode(byte as usize, m.table())?;
@@ -97,16 +107,19 @@ fn encode_chunk(dtype: DType, data: &[u8]) -> Result<Vec<u8>> {
     Ok(enc.finish())
 }
 
-fn decode_chunk(dtype: DType, stream: &[u8], len: usize, out: &mut [u8]) -> Result<()> {
+fn decode_chunk(dtype: DType, stream: &[u8], out: &mut [u8], head: Head<'_>) -> Result<()> {
     let w = dtype.width();
     let float = dtype.exponent_bits().is_some();
     let mut models = Models::new(w)?;
     let mut dec = Decoder::new(stream)?;
     let mut prev_top = 0u8;
-    for element in out[..len].chunks_exact_mut(w) {
-        let mut bits = 0u64;
-        let mut top = 0u8;
-        for plane in 0..w {
+    for (i, element) in out.chunks_exact_mut(w).enumerate() {
+        let (first, mut top) = match head {
+            Head::Coded => (0, 0u8),
+            Head::Given(heads) => (1, heads[i]),
+        };
+        let mut bits = u64::from(top) << (8 * (w - 1));
+        for plane in first..w {
             let m = models.model(plane, context(plane, prev_top, top));
             let byte = dec.decode(m.table())? as u8;
             m.update(byte as usize);
@@ -119,6 +132,20 @@ fn decode_chunk(dtype: DType, stream: &[u8], len: usize, out: &mut [u8]) -> Resu
         prev_top = top;
     }
     Ok(())
+}
+
+/// Plane 0 of every element: the byte [`tail`]-coding leaves out. For `f32` and `bf16` it is
+/// the exponent (the sign moves to the bottom, as in the codec); for integers the top byte.
+pub fn heads(dtype: DType, data: &[u8]) -> Vec<u8> {
+    let w = dtype.width();
+    let float = dtype.exponent_bits().is_some();
+    data.chunks_exact(w)
+        .map(|element| {
+            let mut le = [0u8; 8];
+            le[..w].copy_from_slice(element);
+            (rotate_in(u64::from_le_bytes(le), w, float) >> (8 * (w - 1))) as u8
+        })
+        .collect()
 }
 
 /// Chunk boundaries of a block: whole elements, at most [`CHUNK_BYTES`] each.
@@ -140,6 +167,25 @@ pub fn encode(
     data: &[u8],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<(Vec<u8>, u64)>> {
+    encode_with(dtype, data, false, progress)
+}
+
+/// Encodes every plane but plane 0 ([`heads`]), which the decoder is given: the classical
+/// half of the hybrid codec. One stream per chunk, as [`encode`].
+pub fn encode_tail(
+    dtype: DType,
+    data: &[u8],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<(Vec<u8>, u64)>> {
+    encode_with(dtype, data, true, progress)
+}
+
+fn encode_with(
+    dtype: DType,
+    data: &[u8],
+    tail: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<(Vec<u8>, u64)>> {
     let lens = chunk_lengths(dtype, data.len() as u64);
     let mut starts = Vec::with_capacity(lens.len());
     let mut at = 0usize;
@@ -150,7 +196,7 @@ pub fn encode(
     starts
         .par_iter()
         .map(|&(s, n)| {
-            let stream = encode_chunk(dtype, &data[s..s + n])?;
+            let stream = encode_chunk(dtype, &data[s..s + n], usize::from(tail))?;
             progress(n as u64);
             Ok((stream, n as u64))
         })
@@ -164,16 +210,50 @@ pub fn decode(
     out: &mut [u8],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<()> {
+    decode_with(dtype, streams, None, out, progress)
+}
+
+/// Decodes what [`encode_tail`] wrote, given plane 0 of every element (`heads`, one byte
+/// per element of `out`).
+pub fn decode_tail(
+    dtype: DType,
+    streams: &[(&[u8], u64)],
+    heads: &[u8],
+    out: &mut [u8],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    if heads.len() * dtype.width() != out.len() {
+        return Err(crate::Error::Internal(format!(
+            "{} head bytes for {} bytes of {dtype:?}",
+            heads.len(),
+            out.len()
+        )));
+    }
+    decode_with(dtype, streams, Some(heads), out, progress)
+}
+
+fn decode_with(
+    dtype: DType,
+    streams: &[(&[u8], u64)],
+    heads: Option<&[u8]>,
+    out: &mut [u8],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let w = dtype.width();
     let mut pieces = Vec::with_capacity(streams.len());
     let mut rest = out;
+    let mut element = 0usize;
     for &(s, n) in streams {
         let (head, tail) = rest.split_at_mut(n as usize);
-        pieces.push((s, head));
+        let given = heads.map(|h| &h[element..element + head.len() / w]);
+        element += head.len() / w;
+        pieces.push((s, head, given));
         rest = tail;
     }
-    pieces.into_par_iter().try_for_each(|(s, head)| {
-        let n = head.len();
-        decode_chunk(dtype, s, n, head)?;
+    pieces.into_par_iter().try_for_each(|(s, out, given)| {
+        let n = out.len();
+        let head = given.map_or(Head::Coded, Head::Given);
+        decode_chunk(dtype, s, out, head)?;
         progress(n as u64);
         Ok(())
     })
@@ -248,7 +328,54 @@ mod tests {
         assert_eq!(chunk_lengths(DType::F32, data.len() as u64).len(), 2);
     }
 
+    /// Plane 0 given plus the tail stream reproduce the block, and the tail is the plane-0
+    /// stream cheaper than the whole.
+    fn tail_round_trip(dtype: DType, data: &[u8]) -> usize {
+        let streams = encode_tail(dtype, data, &|_| {}).unwrap();
+        let refs: Vec<(&[u8], u64)> = streams.iter().map(|(s, n)| (&s[..], *n)).collect();
+        let heads = heads(dtype, data);
+        assert_eq!(heads.len() * dtype.width(), data.len());
+        let mut out = vec![0u8; data.len()];
+        decode_tail(dtype, &refs, &heads, &mut out, &|_| {}).unwrap();
+        assert_eq!(out, data);
+        assert!(
+            decode_tail(
+                dtype,
+                &refs,
+                &heads[..heads.len().saturating_sub(1)],
+                &mut out,
+                &|_| {}
+            )
+            .is_err()
+                || heads.is_empty()
+        );
+        streams.iter().map(|(s, _)| s.len()).sum()
+    }
+
+    #[test]
+    fn heads_are_exponents_of_floats() {
+        let data: Vec<u8> = [1.0f32, -2.0, 0.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(heads(DType::F32, &data), vec![127, 128, 126]);
+        let ints: Vec<u8> = [0x0102_0304i32, -1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(heads(DType::I32, &ints), vec![1, 255]);
+        let whole = round_trip(DType::F32, &data.repeat(200));
+        assert!(tail_round_trip(DType::F32, &data.repeat(200)) <= whole);
+    }
+
     proptest! {
+        #[test]
+        fn tail_and_heads_any_dtype(dtype in prop::sample::select(DType::ALL.to_vec()), elements in prop::collection::vec(any::<u64>(), 0..300)) {
+            let w = dtype.width();
+            let data: Vec<u8> = elements.iter().flat_map(|e| e.to_le_bytes()[..w].to_vec()).collect();
+            tail_round_trip(dtype, &data);
+        }
+
         #[test]
         fn any_bytes_any_dtype(dtype in prop::sample::select(DType::ALL.to_vec()), elements in prop::collection::vec(any::<u64>(), 0..300)) {
             let w = dtype.width();

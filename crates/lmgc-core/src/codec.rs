@@ -29,6 +29,9 @@ pub enum CodecSpec {
     /// Per block, the prior codec with these parameters or `bytegroup`, whichever was
     /// smaller ([`crate::auto_codec`]). Appended last: earlier variants keep their encoding.
     Auto(PriorCodecSpec),
+    /// The prior codes plane 0 of every element (a float's exponent), `bytegroup`'s models
+    /// the other planes ([`crate::hybrid`]). The serializer applies to the plane-0 bytes.
+    Hybrid(PriorCodecSpec),
 }
 
 /// Parameters of the prior (LM-GC) codec.
@@ -50,6 +53,14 @@ pub struct PriorCodecSpec {
 pub const MAX_WINDOW: u32 = 1 << 20;
 
 impl CodecSpec {
+    /// The prior codec's parameters, for the codecs that run a prior.
+    pub fn prior(&self) -> Option<&PriorCodecSpec> {
+        match self {
+            CodecSpec::Prior(p) | CodecSpec::Auto(p) | CodecSpec::Hybrid(p) => Some(p),
+            CodecSpec::Store | CodecSpec::Bytegroup | CodecSpec::Classical(_) => None,
+        }
+    }
+
     /// Short name (`store`, `bytegroup`, `prior:context-o3`).
     pub fn name(&self) -> String {
         match self {
@@ -58,6 +69,7 @@ impl CodecSpec {
             CodecSpec::Prior(p) => format!("prior:{}", p.prior.name),
             CodecSpec::Classical(c) => c.name(),
             CodecSpec::Auto(p) => format!("auto:{}", p.prior.name),
+            CodecSpec::Hybrid(p) => format!("hybrid:{}", p.prior.name),
         }
     }
 
@@ -71,6 +83,7 @@ impl CodecSpec {
             )))
         };
         match self {
+            CodecSpec::Hybrid(_) => return crate::hybrid::check_block(self, dtype, len, streams),
             CodecSpec::Auto(p) => {
                 let Some((first, rest)) = streams.split_first() else {
                     return bad("no selector".into());

@@ -22,6 +22,7 @@ use crate::codec::{
     Block, BytegroupCodec, Codec, CodecSpec, CodedBlock, Progress, StoreCodec, StreamEntry,
 };
 use crate::context_prior::ContextPrior;
+use crate::hybrid::HybridCodec;
 use crate::io::{Format, Piece, SourceFile};
 use crate::prior::Prior;
 use crate::prior_codec::{DEFAULT_BATCH, PriorCodec};
@@ -391,7 +392,7 @@ impl Container<'_> {
             CodecSpec::Store => StoreCodec.decode(&blocks, progress)?,
             CodecSpec::Bytegroup => BytegroupCodec.decode(&blocks, progress)?,
             CodecSpec::Classical(c) => ClassicalCodec(*c).decode(&blocks, progress)?,
-            CodecSpec::Prior(spec) | CodecSpec::Auto(spec) => {
+            CodecSpec::Prior(spec) | CodecSpec::Auto(spec) | CodecSpec::Hybrid(spec) => {
                 let mut builtin;
                 let prior: &mut dyn Prior =
                     match (ContextPrior::from_fingerprint(&spec.prior), prior) {
@@ -405,6 +406,8 @@ impl Container<'_> {
                 let codec = PriorCodec::new(prior, spec.clone(), batch)?;
                 if matches!(self.header.codec, CodecSpec::Auto(_)) {
                     AutoCodec::new(codec).decode(&blocks, progress)?
+                } else if matches!(self.header.codec, CodecSpec::Hybrid(_)) {
+                    HybridCodec::new(codec).decode(&blocks, progress)?
                 } else {
                     let mut codec = codec;
                     codec.decode(&blocks, progress)?

@@ -82,6 +82,8 @@ fn main() {
             max_upload_rate: 0,
             reconnect_secs: 10.0,
             idle_timeout_secs: 20.0,
+            payload: "dense".into(),
+            error_feedback: true,
             lm: Default::default(),
             train: Default::default(),
         };

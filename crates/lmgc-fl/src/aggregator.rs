@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use lmgc_core::payload::PayloadClass;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Auth;
@@ -60,6 +61,8 @@ pub struct RoundPolicy {
     pub max_update_bytes: u64,
     /// Acknowledge stored bytes at least this often.
     pub ack_every: u64,
+    /// Payload classes accepted from clients.
+    pub payloads: Vec<PayloadClass>,
 }
 
 impl RoundPolicy {
@@ -77,6 +80,11 @@ impl RoundPolicy {
         if self.max_update_bytes == 0 || self.ack_every == 0 {
             return Err(Error::Config(
                 "max_update_bytes and ack_every must be positive".into(),
+            ));
+        }
+        if self.payloads.is_empty() {
+            return Err(Error::Config(
+                "payloads is empty: accept at least one of dense, quantized, sparse".into(),
             ));
         }
         Ok(())
@@ -491,6 +499,7 @@ impl Aggregator {
                 max_update_bytes: self.policy.max_update_bytes,
                 rounds: self.policy.rounds,
                 update: self.policy.update,
+                payloads: self.policy.payloads.clone(),
             },
         );
         match self.phase {

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use lmgc_core::Gradient;
 use lmgc_core::fsutil::write_atomic;
+use lmgc_core::io::safetensors_bytes;
+use lmgc_core::payload::{self, PayloadSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -117,6 +119,10 @@ pub struct Client {
     codecs: Arc<dyn UpdateCodecs>,
     trainer: Arc<Mutex<Box<dyn Trainer>>>,
     hook: Option<EventHook>,
+    payload: PayloadSpec,
+    /// What lossy payloads left out so far (error feedback); in memory only, so a restarted
+    /// client starts again from zero.
+    residual: Arc<Mutex<Option<Gradient>>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -166,6 +172,7 @@ impl Client {
         trainer: Box<dyn Trainer>,
     ) -> Result<Client> {
         let token = config.token()?;
+        let payload = config.payload()?;
         let trust = Trust::from_config(config.server_fingerprint.as_deref(), config.ca.as_deref())?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
         Ok(Client {
@@ -175,6 +182,8 @@ impl Client {
             codecs,
             trainer: Arc::new(Mutex::new(trainer)),
             hook: None,
+            payload,
+            residual: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -182,6 +191,23 @@ impl Client {
     pub fn on_event(mut self, hook: EventHook) -> Self {
         self.hook = Some(hook);
         self
+    }
+
+    /// This round's payload spec: stochastic rounding gets a seed of its own per client and
+    /// round, so payloads are reproducible and rounding noise does not repeat.
+    fn payload_for(&self, round: Round) -> PayloadSpec {
+        if !self.payload.is_stochastic() {
+            return self.payload;
+        }
+        let seed = self
+            .config
+            .client_id
+            .to_string()
+            .bytes()
+            .fold(round.0.wrapping_mul(0x9e37_79b9_7f4a_7c15), |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+        self.payload.with_stochastic_rounding(seed)
     }
 
     fn emit(&mut self, e: ClientEvent) {
@@ -315,6 +341,7 @@ impl Client {
                 protocol,
                 codec,
                 rounds,
+                payloads,
                 ..
             }) => {
                 if protocol != PROTOCOL_VERSION {
@@ -322,6 +349,19 @@ impl Client {
                         ours: PROTOCOL_VERSION,
                         theirs: protocol,
                     }));
+                }
+                if !payloads.contains(&self.payload.class()) {
+                    return Err(Retry::Fatal(Error::Config(format!(
+                        "payload = {:?} is {}, and the aggregator accepts only {}; choose a \
+                         payload of those classes",
+                        self.config.payload,
+                        self.payload.class(),
+                        payloads
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))));
                 }
                 (codec, rounds)
             }
@@ -509,19 +549,35 @@ impl Client {
         let trainer = self.trainer.clone();
         let codecs = self.codecs.clone();
         let codec = codec.clone();
-        let (local, encoded) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (spec, residual) = (self.payload_for(round), self.residual.clone());
+        let feedback = self.config.error_feedback;
+        let (local, encoded, raw_len) = tokio::task::spawn_blocking(move || -> Result<_> {
             let local = trainer
                 .lock()
                 .map_err(|_| Error::Train("the trainer panicked earlier".into()))?
                 .train(round, &global)?;
-            let encoded = encode_update(&*codecs, &codec, &local.update)?;
-            Ok((local, encoded))
+            let sent = if spec == PayloadSpec::Dense {
+                local.update.clone()
+            } else {
+                let mut residual = residual
+                    .lock()
+                    .map_err(|_| Error::Internal("a payload step panicked earlier".into()))?;
+                let kept = residual.as_ref().filter(|_| feedback);
+                let (payload, left) = payload::reduce_with_feedback(&local.update, kept, &spec)
+                    .map_err(|e| Error::Train(format!("making the {spec} payload: {e}")))?;
+                *residual = feedback.then_some(left);
+                payload
+            };
+            let encoded = encode_update(&*codecs, &codec, &sent)?;
+            // Bandwidth is reported against the dense update, whatever the payload.
+            let raw_len = safetensors_bytes(&local.update).len() as u64;
+            Ok((local, encoded, raw_len))
         })
         .await
         .map_err(|e| Error::Train(format!("the trainer panicked: {e}")))??;
         self.emit(ClientEvent::Encoded {
             round,
-            raw_bytes: encoded.raw_len,
+            raw_bytes: raw_len,
             wire_bytes: encoded.bytes.len() as u64,
             secs: encoded.encode_secs,
         });
@@ -532,7 +588,7 @@ impl Client {
                 round,
                 digest: Digest::of(&encoded.bytes),
                 len: encoded.bytes.len() as u64,
-                raw_len: encoded.raw_len,
+                raw_len,
                 samples: local.samples,
                 encode_secs: encoded.encode_secs,
             },

@@ -7,7 +7,7 @@
 
 use std::time::Instant;
 
-use lmgc_core::codec::{BytegroupCodec, CodecSpec, StoreCodec};
+use lmgc_core::codec::{BytegroupCodec, StoreCodec};
 use lmgc_core::container::{self, DecodeLimits};
 use lmgc_core::io::{Format, SourceFile, safetensors_bytes};
 use lmgc_core::{Gradient, container::Container};
@@ -50,7 +50,7 @@ impl UpdateCodecs for ClassicalCodecs {
 
     fn decode(&self, bytes: &[u8], limits: &DecodeLimits) -> Result<Vec<u8>> {
         let c: Container<'_> = container::parse(bytes, limits)?;
-        if matches!(c.header.codec, CodecSpec::Prior(_) | CodecSpec::Auto(_)) {
+        if c.header.codec.prior().is_some() {
             return Err(Error::Config(
                 "the update was coded with a prior (an LLM codec) this side does not have".into(),
             ));

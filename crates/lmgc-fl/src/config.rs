@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lmgc_core::payload::{PayloadClass, PayloadSpec};
 use serde::Deserialize;
 
 use crate::aggregator::{RoundPolicy, StragglerPolicy};
@@ -48,6 +49,9 @@ pub struct AggregatorConfig {
     pub max_update_bytes: u64,
     /// Codecs this aggregator decodes, in order of preference.
     pub codecs: Vec<String>,
+    /// Payload classes accepted from clients: `dense`, `quantized` (8/4-bit values with
+    /// scales), `sparse` (top-k). Default: all three.
+    pub payloads: Vec<PayloadClass>,
     /// Whether a client whose preferred codec is not available may fall back to another
     /// codec both sides have; otherwise the handshake fails.
     pub codec_fallback: bool,
@@ -111,6 +115,7 @@ impl Default for AggregatorConfig {
                 "store".into(),
             ],
             codec_fallback: true,
+            payloads: PayloadClass::ALL.to_vec(),
             initial_model: None,
             metrics: None,
             idle_timeout_secs: 20.0,
@@ -149,6 +154,7 @@ impl AggregatorConfig {
             seed: self.seed,
             max_update_bytes: self.max_update_bytes,
             ack_every: 1 << 20,
+            payloads: self.payloads.clone(),
         };
         p.validate()?;
         Ok(p)
@@ -208,6 +214,13 @@ pub struct ClientConfig {
     /// Codecs to encode updates with, most preferred first.
     #[serde(default = "default_client_codecs")]
     pub codecs: Vec<String>,
+    /// What the client sends (`lmgc payload` names): `dense`, `q8`, `q4` (`-channel`,
+    /// `-stochastic`), `topP%`. The aggregator must accept its class.
+    #[serde(default = "default_payload")]
+    pub payload: String,
+    /// Carry what a lossy payload left out into the next round's update (error feedback).
+    #[serde(default = "default_true")]
+    pub error_feedback: bool,
     /// Upload bandwidth cap in bytes per second (0: none).
     #[serde(default)]
     pub max_upload_rate: u64,
@@ -238,6 +251,12 @@ fn default_client_state() -> PathBuf {
 fn default_client_codecs() -> Vec<String> {
     vec!["bytegroup".into()]
 }
+fn default_payload() -> String {
+    "dense".into()
+}
+fn default_true() -> bool {
+    true
+}
 fn default_reconnect() -> f64 {
     300.0
 }
@@ -260,7 +279,15 @@ impl ClientConfig {
         let c: Self = read_toml(path)?;
         c.token()?;
         c.idle_timeout()?;
+        c.payload()?;
         Ok(c)
+    }
+
+    /// The payload the client sends.
+    pub fn payload(&self) -> Result<PayloadSpec> {
+        self.payload
+            .parse()
+            .map_err(|e| Error::Config(format!("payload = {:?}: {e}", self.payload)))
     }
 
     /// The idle timeout.

@@ -14,6 +14,7 @@ use lmgc_core::Gradient;
 use lmgc_core::container::DecodeLimits;
 use lmgc_core::fsutil::write_atomic;
 use lmgc_core::io::{Format, SourceFile, safetensors_bytes};
+use lmgc_core::payload::{self, PayloadClass};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -220,6 +221,7 @@ impl Server {
         } = self;
         let policy = config.policy()?;
         let update_kind = policy.update;
+        let payloads = Arc::new(policy.payloads.clone());
         let now = Instant::now();
         let partials = store.partials()?;
         let mut agg = Aggregator::new(
@@ -287,8 +289,13 @@ impl Server {
                         }
                     }
                     Action::Decode(key, offer) => {
-                        let (store, codecs, model, tx) =
-                            (store.clone(), codecs.clone(), model.clone(), ev_tx.clone());
+                        let (store, codecs, model, tx, payloads) = (
+                            store.clone(),
+                            codecs.clone(),
+                            model.clone(),
+                            ev_tx.clone(),
+                            payloads.clone(),
+                        );
                         tokio::task::spawn_blocking(move || {
                             let r = decode_update(
                                 &store,
@@ -297,6 +304,7 @@ impl Server {
                                 &key,
                                 &offer,
                                 model_raw_limit,
+                                &payloads,
                             );
                             let _ = tx.send(Event::Decoded(key, r));
                         });
@@ -466,6 +474,8 @@ pub fn metrics_line(r: &RoundReport) -> serde_json::Value {
 }
 
 /// Checks, decodes and stores a completed upload: `Ok(decode seconds)` or why it is refused.
+/// A low-precision payload of an accepted class is densified (bounded by the model's size)
+/// and stored dense, so aggregation reads every update alike.
 fn decode_update(
     store: &StateDir,
     codecs: &dyn UpdateCodecs,
@@ -473,6 +483,7 @@ fn decode_update(
     key: &UploadKey,
     offer: &Offer,
     max_raw: u64,
+    payloads: &[PayloadClass],
 ) -> std::result::Result<f64, String> {
     let start = Instant::now();
     let path = store.partial_path(key);
@@ -496,8 +507,28 @@ fn decode_update(
         .map_err(|e| format!("undecodable update: {e}"))?;
     let source = SourceFile::parse(Format::Safetensors, &raw)
         .map_err(|e| format!("the update is not a safetensors file: {e}"))?;
-    fedavg::check_update(model, &source.gradient).map_err(|e| e.to_string())?;
-    write_atomic(&store.accepted_path(key.round, &key.client), &raw)
+    let class = payload::class_of(&source.gradient).map_err(|e| e.to_string())?;
+    if !payloads.contains(&class) {
+        return Err(format!(
+            "a {class} payload; this aggregator accepts {}",
+            payloads
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let (update, stored) = match class {
+        PayloadClass::Dense => (source.gradient, raw),
+        _ => {
+            let dense = payload::densify(&source.gradient, model.data_len())
+                .map_err(|e| format!("bad {class} payload: {e}"))?;
+            let bytes = safetensors_bytes(&dense);
+            (dense, bytes)
+        }
+    };
+    fedavg::check_update(model, &update).map_err(|e| e.to_string())?;
+    write_atomic(&store.accepted_path(key.round, &key.client), &stored)
         .map_err(|e| format!("aggregator storage: {e}"))?;
     Ok(start.elapsed().as_secs_f64())
 }

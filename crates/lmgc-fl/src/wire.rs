@@ -10,13 +10,14 @@
 use std::fmt;
 
 use lmgc_core::PriorFingerprint;
+use lmgc_core::payload::PayloadClass;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::{Error, Result};
 
 /// Version of this protocol; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The ALPN identifier of the protocol, so a QUIC endpoint of another application is
 /// refused during the TLS handshake.
@@ -251,6 +252,9 @@ pub enum ServerMsg {
         rounds: u64,
         /// How updates combine with the model.
         update: UpdateKind,
+        /// Payload classes the aggregator accepts (dense, quantized, sparse): the client
+        /// reduces its updates to one of them ([`lmgc_core::payload`]).
+        payloads: Vec<PayloadClass>,
     },
     /// The handshake failed; the connection closes after this message.
     Reject {

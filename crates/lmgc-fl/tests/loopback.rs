@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use lmgc_core::payload::{self, PayloadClass, PayloadSpec};
 use lmgc_core::{Gradient, Tensor};
 use lmgc_fl::Error;
 use lmgc_fl::aggregator::StragglerPolicy;
@@ -56,6 +57,16 @@ impl Trainer for Deterministic {
 
 /// The FedAvg of the clients' updates, computed directly (f64 sums in client order).
 fn expected(clients: &[&str], rounds: u64, n: usize) -> Vec<Vec<f32>> {
+    expected_with(clients, rounds, n, &|g| g)
+}
+
+/// [`expected`] with each update passed through `sent` (what the aggregator receives).
+fn expected_with(
+    clients: &[&str],
+    rounds: u64,
+    n: usize,
+    sent: &dyn Fn(Gradient) -> Gradient,
+) -> Vec<Vec<f32>> {
     let mut global: Vec<Vec<f32>> = model(n, 1)
         .tensors()
         .iter()
@@ -68,6 +79,7 @@ fn expected(clients: &[&str], rounds: u64, n: usize) -> Vec<Vec<f32>> {
             .iter()
             .map(|c| {
                 let (g, s) = update_of(c, r, n);
+                let g = sent(g);
                 (g.tensors().iter().map(|t| t.to_f32().unwrap()).collect(), s)
             })
             .collect();
@@ -128,6 +140,8 @@ fn client_config(dir: &Path, id: &str, addr: std::net::SocketAddr, fp: &str) -> 
         max_upload_rate: 0,
         reconnect_secs: 30.0,
         idle_timeout_secs: 2.0,
+        payload: "dense".into(),
+        error_feedback: true,
         lm: Default::default(),
         train: Default::default(),
     }
@@ -228,6 +242,80 @@ async fn fedavg_over_quic_equals_the_direct_weighted_mean() {
     let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
     assert_eq!(line["updates"], 3);
     assert!(line["ratio"].as_f64().unwrap() < 1.0);
+}
+
+/// Clients send q8 payloads (no error feedback, so the result is computable directly): the
+/// aggregator densifies them and averages the dequantized updates, and the wire carries about
+/// a quarter of the dense bytes. A client whose payload class an aggregator does not accept
+/// stops at the handshake with a message that names both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quantized_payloads_are_densified_and_averaged() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 3000;
+    let cfg = aggregator_config(dir.path(), 2, 2, 2, 2);
+    let (addr, fp, srv) = start(&cfg, n);
+    let names = ["c00", "c01"];
+    let runs: Vec<_> = names
+        .iter()
+        .map(|c| {
+            let mut config = client_config(dir.path(), c, addr, &fp);
+            config.payload = "q8".into();
+            config.error_feedback = false;
+            let trainer = Deterministic {
+                client: (*c).into(),
+                n,
+                gate: None,
+            };
+            tokio::spawn(
+                Client::new(config, Arc::new(ClassicalCodecs), Box::new(trainer))
+                    .unwrap()
+                    .run(),
+            )
+        })
+        .collect();
+    let q8: PayloadSpec = "q8".parse().unwrap();
+    let want = expected_with(&names, 2, n, &|g| {
+        payload::densify(&payload::reduce(&g, &q8).unwrap(), u64::MAX).unwrap()
+    });
+    assert_ne!(want, expected(&names, 2, n));
+    for r in runs {
+        let out = join(r).await;
+        assert_eq!(out.accepted, 2);
+        assert_eq!(values(&out.model), want);
+    }
+    assert_eq!(values(&join(srv).await.model), want);
+    let metrics = std::fs::read_to_string(cfg.metrics_path()).unwrap();
+    let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert!(line["ratio"].as_f64().unwrap() < 0.3, "{line}");
+
+    // An aggregator that takes dense updates only.
+    let strict_dir = dir.path().join("strict");
+    std::fs::create_dir_all(&strict_dir).unwrap();
+    let mut strict = aggregator_config(&strict_dir, 1, 1, 1, 1);
+    strict.payloads = vec![PayloadClass::Dense];
+    let (addr, fp, srv) = start(&strict, n);
+    let mut config = client_config(&strict_dir, "c00", addr, &fp);
+    config.payload = "top10%".into();
+    let trainer = Deterministic {
+        client: "c00".into(),
+        n,
+        gate: None,
+    };
+    let e = tokio::time::timeout(
+        LIMIT,
+        Client::new(config, Arc::new(ClassicalCodecs), Box::new(trainer))
+            .unwrap()
+            .run(),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(
+        matches!(&e, Error::Config(m) if m.contains("top10%") && m.contains("accepts only dense")),
+        "{e}"
+    );
+    srv.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

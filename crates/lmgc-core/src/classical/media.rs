@@ -59,10 +59,23 @@ pub fn png_decode(coded: &[u8], len: usize) -> Result<Vec<u8>> {
 /// FLAC's smallest legal block; shorter blocks are padded with silence.
 const FLAC_MIN_SAMPLES: usize = 16;
 
+/// Samples in the stream for `len` bytes: padded with silence so that no block, the last
+/// included, is shorter than [`FLAC_MIN_SAMPLES`] (decoders reject such blocks).
+fn flac_padded_len(len: usize) -> usize {
+    let block = flacenc::config::Encoder::default()
+        .block_size
+        .max(FLAC_MIN_SAMPLES);
+    match len % block {
+        _ if len < FLAC_MIN_SAMPLES => FLAC_MIN_SAMPLES,
+        tail @ 1..FLAC_MIN_SAMPLES => len + FLAC_MIN_SAMPLES - tail,
+        _ => len,
+    }
+}
+
 pub fn flac_encode(data: &[u8]) -> Result<Vec<u8>> {
     // Offset binary: byte b is the sample b - 128.
     let mut samples: Vec<i32> = data.iter().map(|&b| i32::from(b) - 128).collect();
-    samples.resize(data.len().max(FLAC_MIN_SAMPLES), 0);
+    samples.resize(flac_padded_len(data.len()), 0);
     let config = flacenc::config::Encoder::default()
         .into_verified()
         .map_err(|e| Error::Internal(format!("flac config: {e:?}")))?;
@@ -80,7 +93,7 @@ pub fn flac_decode(coded: &[u8], len: usize) -> Result<Vec<u8>> {
     let fail = |e: claxon::Error| Error::corrupt(format!("flac stream: {e}"));
     let mut reader = claxon::FlacReader::new(Cursor::new(coded)).map_err(fail)?;
     let info = reader.streaminfo();
-    let padded = len.max(FLAC_MIN_SAMPLES);
+    let padded = flac_padded_len(len);
     if info.channels != 1
         || info.bits_per_sample != 8
         || info.samples.is_some_and(|n| n != padded as u64)

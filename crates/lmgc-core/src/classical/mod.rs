@@ -304,6 +304,33 @@ mod tests {
         }
     }
 
+    /// Lengths just past a multiple of FLAC's 4,096-sample block once left a last block
+    /// shorter than 16 samples, which decoders reject (found by `lmgc bench` on a top-k payload).
+    #[test]
+    fn lengths_around_block_boundaries_round_trip() {
+        for len in [
+            4095,
+            4096,
+            4097,
+            4100,
+            4111,
+            4112,
+            4113,
+            8192 + 15,
+            3 * 4096 + 1,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            for c in usable() {
+                let coded = c.encode_block(DType::U8, &data).unwrap();
+                assert_eq!(
+                    c.decode_block(DType::U8, &coded, len).unwrap(),
+                    data,
+                    "{c:?} {len}"
+                );
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]

@@ -19,6 +19,7 @@ fn policy(cpr: usize, min: usize, rounds: u64, straggler: StragglerPolicy) -> Ro
         seed: 7,
         max_update_bytes: 1000,
         ack_every: 100,
+        payloads: PayloadClass::ALL.to_vec(),
     }
 }
 
