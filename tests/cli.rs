@@ -708,6 +708,34 @@ fn lm_codec_round_trips_with_the_default_model() {
         std::fs::read(&input).unwrap(),
         std::fs::read(&from_hybrid).unwrap()
     );
+    // The per-position breakdown of the exact model's bits adds up to its total.
+    let out = ok(&[
+        "model",
+        "eval",
+        s(&input),
+        "--exact",
+        "--values",
+        "8",
+        "--format",
+        "hex-comma-be",
+        "--mask",
+        "--window",
+        "64",
+        "--json",
+    ]);
+    let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let parts: Vec<f64> = eval["bits_per_value_by_position"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(parts.len(), 9, "{eval}");
+    let total = eval["bits_per_value"].as_f64().unwrap();
+    assert!(
+        (parts.iter().sum::<f64>() - total).abs() < 1e-6 * total.max(1.0),
+        "{eval}"
+    );
 }
 
 /// A UDP port that was free a moment ago.

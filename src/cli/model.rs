@@ -177,6 +177,9 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
     anyhow::ensure!(window >= 2, "--window must be at least 2");
     let spec: SerializerSpec = format.parse()?;
     // The text to score, what it is called, and how many raw bytes and "values" it stands for.
+    // Characters per value in the serialized text, separator included (0 for text): the
+    // period of the per-position breakdown.
+    let mut period = 0usize;
     let (text, name, dtype, n, raw_bytes) = if as_text {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let n = values.min(bytes.len());
@@ -211,6 +214,7 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
             t.numel()
         );
         let bytes = &t.data()[..n * w];
+        period = spec.text_len(w, w as u64) as usize + spec.separator.text().len();
         (
             spec.serialize(w, bytes),
             t.name().to_owned(),
@@ -228,6 +232,8 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
     };
     let started;
     let mut bits = 0.0;
+    // Bits by the position (within a value's characters) where each token starts.
+    let mut by_position = vec![0f64; period];
     let tokens;
     match numerics {
         Evaluator::Reference(numerics) => {
@@ -258,6 +264,15 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
             let ids = prior.tokenize(&text)?;
             tokens = ids.len();
             let windows = split(&ids, prior.bos());
+            let mut starts = Vec::with_capacity(ids.len());
+            let mut piece = Vec::new();
+            let mut at = 0usize;
+            for &id in &ids {
+                starts.push(at);
+                piece.clear();
+                prior.detokenize(&[id], &mut piece)?;
+                at += piece.len();
+            }
             let spec = TableSpec {
                 precision: Precision::MAX,
                 mask: mask.then_some(charset.as_deref()).flatten().map(|c| {
@@ -273,7 +288,11 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
             let refs: Vec<&[u32]> = windows.iter().map(Vec::as_slice).collect();
             let pb = tokens_bar(ids.len() as u64, "exact", out);
             prior.prefill(&refs, &spec, &mut |w, t, table| {
-                bits += table.cost_bits(windows[w][t] as usize);
+                let cost = table.cost_bits(windows[w][t] as usize);
+                bits += cost;
+                if period > 0 {
+                    by_position[starts[w * (window - 1) + t - 1] % period] += cost;
+                }
                 pb.inc(1);
                 Ok(())
             })?;
@@ -287,6 +306,9 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
         "bits_per_token": bits / tokens as f64, "bits_per_value": bits / n as f64,
         "percent_of_raw": bits / (8.0 * raw_bytes as f64) * 100.0, "seconds": seconds,
         "tokens_per_second": tokens as f64 / seconds,
+        // With --exact: bits per value by the character (within a value's serialized text,
+        // separator last) where each token starts; they add up to bits_per_value.
+        "bits_per_value_by_position": (by_position.iter().any(|&b| b > 0.0)).then(|| by_position.iter().map(|b| b / n as f64).collect::<Vec<_>>()),
     });
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
