@@ -41,7 +41,7 @@ impl<'p> HybridCodec<'p> {
 
 /// Scales progress in head bytes to payload bytes.
 fn scaled<'a>(progress: &'a Progress<'a>, blocks: u64, heads: u64) -> impl Fn(u64) + Sync + 'a {
-    move |n| progress(n * blocks / heads.max(1))
+    move |n| progress((u128::from(n) * u128::from(blocks) / u128::from(heads.max(1))) as u64)
 }
 
 impl Codec for HybridCodec<'_> {

@@ -314,6 +314,16 @@ pub fn reduce(g: &Gradient, spec: &PayloadSpec) -> Result<Gradient> {
                 out.push(Tensor::from_f32(format!("{}{SCALE}", t.name()), &scales));
             }
             PayloadSpec::TopK { density } => {
+                if x.len() as u64 > u64::from(u32::MAX) {
+                    return Err(Error::InvalidArgument {
+                        what: "update",
+                        reason: format!(
+                            "{} has {} values; top-k indices are 32-bit",
+                            t.name(),
+                            x.len()
+                        ),
+                    });
+                }
                 let kept = top_k(&x, density);
                 let mut gaps = Vec::with_capacity(kept.len());
                 let mut prev = 0u32;
