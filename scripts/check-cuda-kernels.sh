@@ -14,6 +14,8 @@ struct int4 { int x, y, z, w; };
 #define __device__
 #define __global__
 #define __forceinline__ inline
+#define __shared__
+inline void __syncthreads() {}
 template <class T> T __shfl_sync(unsigned, T v, int) { return v; }
 template <class T> T __shfl_xor_sync(unsigned, T v, int) { return v; }
 inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
@@ -22,6 +24,8 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
     unsigned long long o = *p; *p += v; return o;
 }
 inline void __syncwarp() {}
+inline double __longlong_as_double(long long v) { double d; __builtin_memcpy(&d, &v, 8); return d; }
+inline long long __double_as_longlong(double d) { long long v; __builtin_memcpy(&v, &d, 8); return v; }
 SHIM
 { echo '#include "shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu; } > "$tmp/k.cpp"
 for warp in 32 1; do

@@ -142,7 +142,9 @@ impl CodecChoice {
                 };
                 let codec =
                     PriorCodec::new(&mut *prior, spec, options.batch)?.with_lanes(options.lanes);
-                self.wrap_prior(codec, f)
+                let out = self.wrap_prior(codec, f);
+                report_profile(&*prior);
+                out
             }
         }
     }
@@ -277,11 +279,34 @@ fn open_llm_named(
         (fetch::fetch(&known, say)?, known.name.to_owned())
     };
     say(&format!("loading {} on {backend} ...", path.display()));
-    Ok(backend::open(
-        backend,
-        &path,
-        name.unwrap_or(&default_name),
-    )?)
+    let started = std::time::Instant::now();
+    let prior = backend::open(backend, &path, name.unwrap_or(&default_name))?;
+    if profiling() {
+        eprintln!(
+            "lmgc profile: {}",
+            serde_json::json!({ "load_seconds": started.elapsed().as_secs_f64() })
+        );
+    }
+    Ok(prior)
+}
+
+/// Whether `LMGC_PROFILE` asks for time splits (`1` also synchronizes every CUDA launch to
+/// time each kernel; any other non-empty value only reports the prior's split).
+fn profiling() -> bool {
+    std::env::var_os("LMGC_PROFILE").is_some_and(|v| !v.is_empty())
+}
+
+/// Under `LMGC_PROFILE`, one JSON line on stderr with where the prior's time went (seconds in
+/// the model, in tables and the coder, and per kernel where the engine books them).
+pub fn report_profile(prior: &dyn Prior) {
+    let p = prior.profile();
+    if profiling() && !p.is_empty() {
+        let map: serde_json::Map<String, serde_json::Value> = p
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into()))
+            .collect();
+        eprintln!("lmgc profile: {}", serde_json::Value::Object(map));
+    }
 }
 
 /// The prior a container's fingerprint names: the built-in context prior, else the LLM given

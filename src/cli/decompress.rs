@@ -1,7 +1,7 @@
 use std::time::Instant;
 
 use anyhow::Context;
-use lmgc::codecs::prior_for;
+use lmgc::codecs::{prior_for, report_profile};
 use lmgc::core::container::{self, DecodeLimits};
 use lmgc::core::prior::Prior;
 use lmgc::core::{Error, fsutil};
@@ -69,6 +69,9 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
         )
         .with_context(|| format!("decoding {}", a.input.display()))?;
     pb.finish_and_clear();
+    if let Some(p) = &prior {
+        report_profile(&**p);
+    }
     let seconds = started.elapsed().as_secs_f64();
     // Only a fully decoded, checksum-verified payload reaches the disk.
     fsutil::write_atomic(&output, &payload)

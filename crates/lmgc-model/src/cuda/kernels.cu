@@ -190,31 +190,6 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamm
     if (lane == 0) hexp[r] = e;
 }
 
-// 16-bit levels to two base-256 limbs in [-128, 128]: rows 0..M low, M..2M high.
-extern "C" __global__ void to_limbs(int M, int K, const int* h, float* limbs) {
-    i64 t = thread_id();
-    if (t >= (i64)M * K) return;
-    i64 x = h[t];
-    i64 lo = ((x + 128) % 256 + 256) % 256 - 128;
-    i64 hi = (x - lo) / 256;
-    limbs[t] = (float)lo;
-    limbs[(i64)M * K + t] = (float)hi;
-}
-
-// acc (+)= lo + 256 hi from one GEMM piece; flags any sum that is not an exact integer.
-extern "C" __global__ void combine(int M, int N, const float* g, i64* acc, int first,
-                                   int* err) {
-    i64 t = thread_id();
-    if (t >= (i64)M * N) return;
-    float lo = g[t], hi = g[(i64)M * N + t];
-    if (lo != truncf(lo) || hi != truncf(hi) || fabsf(lo) >= 16777216.0f ||
-        fabsf(hi) >= 16777216.0f) {
-        atomicExch(err, 1);
-    }
-    i64 v = (i64)lo + 256 * (i64)hi;
-    acc[t] = first ? v : acc[t] + v;
-}
-
 // Queries and keys: warp per (row, head), heads 0..nh queries, nh..nh+nkv keys. RoPE on
 // adjacent pairs; lane l owns pairs l, l + WARP, ...
 extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* acc, int width,
@@ -300,102 +275,298 @@ extern "C" __global__ void v_store(int M, int kvd, int voff, const i64* acc, int
     vc[(((i64)layer * slots + slot[r]) * cap + pos[r]) * kvd + ch] = (int)f;
 }
 
-__device__ __forceinline__ i64 score(const int* qh, const i16* k, int hd, int qe, int ke,
-                                     i64 score_scale) {
-    // |q| <= 32767 and |k| <= k_levels <= 4095 for head_dim >= 32: 16 products sum below
-    // 2^31, exact in 32 bits. Narrower heads have wider keys and take 64-bit products.
-    i64 s = 0;
+// Query heads per key/value head handled by one thread (grouped-query attention): a key or
+// value is read once for all of them. Wider groups are walked in slices of GMAX.
+#define GMAX 8
+
+// q·k for `ng` query heads (rows `qstride` apart) against one key read once, into s[0..ng).
+// |q| <= 32767 and |k| <= k_levels <= 4095 for head_dim >= 32: 16 products sum below
+// 2^31, exact in 32 bits. Narrower heads have wider keys and take 64-bit products.
+__device__ __forceinline__ void dots(const int* q, int qstride, int ng, const i16* k, int hd,
+                                     i64* s) {
+    for (int g = 0; g < ng; g++) s[g] = 0;
     if (hd >= 32 && hd % 16 == 0) {
         // 16-byte loads: rows start on 128-byte boundaries for head_dim a multiple of 16.
-        const int4* q4 = (const int4*)qh;
         const int4* k8 = (const int4*)k;
         for (int c = 0; c < hd / 16; c++) {
-            int part = 0;
             int4 kk[2] = {k8[2 * c], k8[2 * c + 1]};
             const i16* kv = (const i16*)kk;
-            for (int u = 0; u < 4; u++) {
-                int4 qq = q4[4 * c + u];
-                part += qq.x * (int)kv[4 * u] + qq.y * (int)kv[4 * u + 1] +
-                        qq.z * (int)kv[4 * u + 2] + qq.w * (int)kv[4 * u + 3];
+            for (int g = 0; g < ng; g++) {
+                const int4* q4 = (const int4*)(q + (i64)g * qstride);
+                int part = 0;
+                for (int u = 0; u < 4; u++) {
+                    int4 qq = q4[4 * c + u];
+                    part += qq.x * (int)kv[4 * u] + qq.y * (int)kv[4 * u + 1] +
+                            qq.z * (int)kv[4 * u + 2] + qq.w * (int)kv[4 * u + 3];
+                }
+                s[g] += part;
             }
-            s += part;
         }
     } else {
-        for (int i = 0; i < hd; i++) s += (i64)qh[i] * (i64)k[i];
+        for (int g = 0; g < ng; g++) {
+            const int* qh = q + (i64)g * qstride;
+            for (int i = 0; i < hd; i++) s[g] += (i64)qh[i] * (i64)k[i];
+        }
     }
-    return (i64)round_shift((i128)s * (i128)score_scale, 30 - 10 - qe - ke);
+}
+
+// A q·k dot product to a score in 1/1024 bit.
+__device__ __forceinline__ i64 score_of(i64 dot, int qe, int ke, i64 score_scale) {
+    return (i64)round_shift((i128)dot * (i128)score_scale, 30 - 10 - qe - ke);
 }
 
 // Attention in three passes, each parallel over cache positions as well as rows and heads
 // (a decoding step has few rows): scores, then per (row, head) the max, the total and every
 // probability, then P · V. `z` holds M x nh x cap scores, then probabilities.
+//
+// Rows with zend[r] != 0 belong to a run of consecutive positions of one window whose scores
+// and P · V are f64 GEMMs (cuBLAS; exact: every partial sum is an integer below 2^53): the
+// scores kernel and the P · V kernel skip them, att_probs reads their dot products as f64
+// and writes their probabilities as f64, zero up to zend[r] (the GEMM's inner length).
 
-// Scores: thread per (row, head, position j <= pos).
+// Scores: thread per (row, key/value head, position j <= pos) for the group's query heads.
 extern "C" __global__ void att_scores(int M, int nh, int nkv, int hd, const int* q,
                                       const int* qexp, const i16* kc, const int* kexpc,
-                                      const int* pos, const int* slot, i64 score_scale,
-                                      int layer, int slots, int cap, i64* z) {
+                                      const int* pos, const int* slot, const int* zend,
+                                      i64 score_scale, int layer, int slots, int cap, i64* z) {
     i64 t = thread_id();
-    if (t >= (i64)M * nh * cap) return;
+    if (t >= (i64)M * nkv * cap) return;
     int j = t % cap;
-    int rh = t / cap;
-    int r = rh / nh, head = rh % nh;
-    if (j > pos[r]) return;
-    int group = nh / nkv, kvh = head / group, kvd = nkv * hd;
+    int rk = t / cap;
+    int r = rk / nkv, kvh = rk % nkv;
+    if (zend[r] != 0 || j > pos[r]) return;
+    int group = nh / nkv, kvd = nkv * hd;
     i64 sbase = ((i64)layer * slots + slot[r]) * cap + j;
-    z[t] = score(q + (i64)r * nh * hd + head * hd, kc + sbase * kvd + kvh * hd, hd,
-                 qexp[r * nh + head], kexpc[sbase * nkv + kvh], score_scale);
+    const i16* k = kc + sbase * kvd + kvh * hd;
+    int ke = kexpc[sbase * nkv + kvh];
+    i64 s[GMAX];
+    for (int g0 = 0; g0 < group; g0 += GMAX) {
+        int ng = group - g0 < GMAX ? group - g0 : GMAX;
+        int h0 = kvh * group + g0;
+        dots(q + (i64)r * nh * hd + h0 * hd, hd, ng, k, hd, s);
+        for (int g = 0; g < ng; g++) {
+            z[((i64)r * nh + h0 + g) * cap + j] =
+                score_of(s[g], qexp[r * nh + h0 + g], ke, score_scale);
+        }
+    }
+}
+
+__device__ __forceinline__ double bits_f64(i64 v) { return __longlong_as_double(v); }
+__device__ __forceinline__ i64 f64_bits(double d) { return __double_as_longlong(d); }
+// An f64 GEMM result as the integer it must be; flags one that is not.
+__device__ __forceinline__ i64 exact_int(double v, int* err) {
+    if (v != trunc(v) || fabs(v) >= 9007199254740992.0) atomicExch(err, 1);
+    return (i64)v;
+}
+
+// The scores of (row r, head) at positions first, first + step, ... below n into dst (zr
+// itself or a shared copy); a GEMM row's (end != 0) f64 dot products become scores here.
+// Returns their max.
+__device__ i64 load_scores(int r, int head, int nh, int nkv, int n, int end, const int* slot,
+                           const int* qexp, const int* kexpc, i64 score_scale, int layer,
+                           int slots, int cap, const i64* zr, i64* dst, int first, int step,
+                           int* err) {
+    i64 mx = I64_MIN;
+    if (end != 0) {
+        int kvh = head / (nh / nkv);
+        int qe = qexp[r * nh + head];
+        const int* ke = kexpc + ((i64)layer * slots + slot[r]) * cap * nkv + kvh;
+        for (int j = first; j < n; j += step) {
+            i64 s = score_of(exact_int(bits_f64(zr[j]), err), qe, ke[(i64)j * nkv], score_scale);
+            dst[j] = s;
+            mx = s > mx ? s : mx;
+        }
+    } else {
+        for (int j = first; j < n; j += step) {
+            i64 s = zr[j];
+            dst[j] = s;
+            mx = s > mx ? s : mx;
+        }
+    }
+    return mx;
 }
 
 // Probabilities: warp per (row, head); overwrites the scores with 12-bit probabilities.
-extern "C" __global__ void att_probs(int M, int nh, const int* pos, const i64* exp2, int cap,
-                                     i64* z) {
+extern "C" __global__ void att_probs(int M, int nh, int nkv, const int* pos, const int* slot,
+                                     const int* zend, const int* qexp, const int* kexpc,
+                                     i64 score_scale, int layer, int slots, const i64* exp2,
+                                     int cap, i64* z, int* err) {
     int w = warp_id();
     if (w >= M * nh) return;
-    int r = w / nh;
+    int r = w / nh, head = w % nh;
     int lane = threadIdx.x % WARP;
     int n = pos[r] + 1;
+    int end = zend[r];
     i64* zr = z + (i64)w * cap;
-    i64 mx = I64_MIN;
-    for (int j = lane; j < n; j += WARP) mx = zr[j] > mx ? zr[j] : mx;
+    i64 mx = load_scores(r, head, nh, nkv, n, end, slot, qexp, kexpc, score_scale, layer, slots,
+                         cap, zr, zr, lane, WARP, err);
     mx = warp_max_i64(mx);
     i64 total = 0;
     for (int j = lane; j < n; j += WARP) total += exp2_neg(exp2, mx - zr[j]);
     total = warp_sum_i64(total);
     for (int j = lane; j < n; j += WARP) {
         i64 wj = exp2_neg(exp2, mx - zr[j]);
-        zr[j] = (2 * wj * 4095 + total) / (2 * total);
+        i64 p = (2 * wj * 4095 + total) / (2 * total);
+        zr[j] = end != 0 ? f64_bits((double)p) : p;
     }
+    for (int j = n + lane; j < end; j += WARP) zr[j] = f64_bits(0.0);
+}
+
+// Block-wide max and sum for att_probs_block (blockDim.x a multiple of WARP, at most 1024).
+__device__ i64 block_max_i64(i64 v, i64* red) {
+    int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
+    v = warp_max_i64(v);
+    __syncthreads();
+    if (lane == 0) red[wid] = v;
+    __syncthreads();
+    v = tid < nw ? red[tid] : I64_MIN;
+    if (wid == 0) {
+        v = warp_max_i64(v);
+        if (lane == 0) red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+__device__ i64 block_sum_i64(i64 v, i64* red) {
+    int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
+    v = warp_sum_i64(v);
+    __syncthreads();
+    if (lane == 0) red[wid] = v;
+    __syncthreads();
+    v = tid < nw ? red[tid] : 0;
+    if (wid == 0) {
+        v = warp_sum_i64(v);
+        if (lane == 0) red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+
+// att_probs with a block per (row, head) and the row's scores in shared memory (`cap` i64 of
+// dynamic shared memory): z is read once and written once. Same integers as att_probs.
+extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* pos,
+                                           const int* slot, const int* zend, const int* qexp,
+                                           const int* kexpc, i64 score_scale, int layer,
+                                           int slots, const i64* exp2, int cap, i64* z,
+                                           int* err) {
+    extern __shared__ i64 sz[];
+    __shared__ i64 red[1024 / WARP];
+    int w = blockIdx.x;
+    if (w >= M * nh) return;
+    int r = w / nh, head = w % nh;
+    int tid = threadIdx.x, nt = blockDim.x;
+    int n = pos[r] + 1;
+    int end = zend[r];
+    i64* zr = z + (i64)w * cap;
+    i64 mx = load_scores(r, head, nh, nkv, n, end, slot, qexp, kexpc, score_scale, layer, slots,
+                         cap, zr, sz, tid, nt, err);
+    mx = block_max_i64(mx, red);
+    i64 total = 0;
+    for (int j = tid; j < n; j += nt) {
+        i64 wj = exp2_neg(exp2, mx - sz[j]);
+        sz[j] = wj;
+        total += wj;
+    }
+    total = block_sum_i64(total, red);
+    for (int j = tid; j < n; j += nt) {
+        i64 p = (2 * sz[j] * 4095 + total) / (2 * total);
+        zr[j] = end != 0 ? f64_bits((double)p) : p;
+    }
+    for (int j = n + tid; j < end; j += nt) zr[j] = f64_bits(0.0);
 }
 
 #define PV_SPAN 128
 
-// P · V partial sums: thread per (row, head, channel, span of PV_SPAN positions), added into
-// `acc` (zeroed, M x d) with 64-bit atomics: integer addition in any order is exact.
+// P · V partial sums: thread per (row, key/value head, channel, span of PV_SPAN positions)
+// for the group's query heads, added into `acc` (zeroed, M x d) with 64-bit atomics:
+// integer addition in any order is exact.
 extern "C" __global__ void att_pv(int M, int nh, int nkv, int hd, const i64* z, const int* vc,
-                                  const int* pos, const int* slot, int layer, int slots,
-                                  int cap, i64* acc) {
+                                  const int* pos, const int* slot, const int* zend, int layer,
+                                  int slots, int cap, i64* acc) {
     int spans = (cap + PV_SPAN - 1) / PV_SPAN;
     i64 t = thread_id();
-    if (t >= (i64)M * nh * hd * spans) return;
+    if (t >= (i64)M * nkv * hd * spans) return;
     int i = t % hd;
     i64 rest = t / hd;
     int sp = rest % spans;
-    int rh = rest / spans;
-    int r = rh / nh, head = rh % nh;
-    int group = nh / nkv, kvh = head / group, kvd = nkv * hd;
+    int rk = rest / spans;
+    int r = rk / nkv, kvh = rk % nkv;
+    if (zend[r] != 0) return;
+    int group = nh / nkv, kvd = nkv * hd;
     int n = pos[r] + 1;
     int j0 = sp * PV_SPAN, j1 = j0 + PV_SPAN < n ? j0 + PV_SPAN : n;
     if (j0 >= j1) return;
-    const i64* p = z + (i64)rh * cap;
     const int* vb = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd + i;
-    i64 a = 0;
-    for (int j = j0; j < j1; j++) {
-        // p < 2^12 and |v| < 2^23: one 32 x 32 -> 64-bit multiply-add.
-        int pj = (int)p[j];
-        if (pj != 0) a += (i64)pj * (i64)vb[(i64)j * kvd];
+    i64 a[GMAX];
+    for (int g0 = 0; g0 < group; g0 += GMAX) {
+        int ng = group - g0 < GMAX ? group - g0 : GMAX;
+        int h0 = kvh * group + g0;
+        const i64* p = z + ((i64)r * nh + h0) * cap;
+        for (int g = 0; g < ng; g++) a[g] = 0;
+        for (int j = j0; j < j1; j++) {
+            // p < 2^12 and |v| < 2^23: one 32 x 32 -> 64-bit multiply-add.
+            i64 v = vb[(i64)j * kvd];
+            for (int g = 0; g < ng; g++) a[g] += (i64)(int)p[(i64)g * cap + j] * v;
+        }
+        for (int g = 0; g < ng; g++) {
+            if (a[g] != 0) {
+                atomicAdd((unsigned long long*)&acc[((i64)r * nh + h0 + g) * hd + i],
+                          (unsigned long long)a[g]);
+            }
+        }
     }
-    if (a != 0) atomicAdd((unsigned long long*)&acc[(i64)rh * hd + i], (unsigned long long)a);
+}
+
+// The GEMM rows' P · V sums (f64, written over `acc` by cuBLAS) to integers, in place:
+// thread per (row, channel).
+extern "C" __global__ void pv_take(int M, int d, const int* zend, i64* acc, int* err) {
+    i64 t = thread_id();
+    if (t >= (i64)M * d) return;
+    if (zend[t / d] == 0) return;
+    acc[t] = exact_int(bits_f64(acc[t]), err);
+}
+
+// Int levels to f64 (GEMM inputs): thread per value.
+extern "C" __global__ void to_f64(i64 n, const int* src, double* dst) {
+    i64 t = thread_id();
+    if (t < n) dst[t] = (double)src[t];
+}
+
+// One window's cached keys (`which` bit 1) and values (bit 2) at positions [0, n) of one
+// layer to f64, for the attention GEMMs of a run of its rows: thread per (position, channel).
+extern "C" __global__ void kv_to_f64(int n, int kvd, int which, const i16* kc, const int* vc,
+                                     int layer, int slot, int slots, int cap, double* kf,
+                                     double* vf) {
+    i64 t = thread_id();
+    if (t >= (i64)n * kvd) return;
+    i64 base = ((i64)layer * slots + slot) * cap * kvd;
+    if (which & 1) kf[t] = (double)kc[base + t];
+    if (which & 2) vf[t] = (double)vc[base + t];
+}
+
+// 16-bit levels to two int8 limbs for an int8 GEMM: x = 256 hi + lo + 128 with hi, lo in
+// [-128, 127] (hi = floor(x / 256); the +128 comes back as 128 times the weight row's sum).
+// Rows 0..M low limbs, M..2M high.
+extern "C" __global__ void to_limbs8(int M, int K, const int* h, signed char* limbs) {
+    i64 t = thread_id();
+    if (t >= (i64)M * K) return;
+    int x = h[t];
+    int hi = x >> 8;
+    limbs[t] = (signed char)(x - 256 * hi - 128);
+    limbs[(i64)M * K + t] = (signed char)hi;
+}
+
+// acc = 256 hi + lo + 128 rowsum from an int8 GEMM's two limb products (int32, exact).
+extern "C" __global__ void combine8(int M, int N, const int* g, const i64* rowsum, i64* acc) {
+    i64 t = thread_id();
+    if (t >= (i64)M * N) return;
+    acc[t] = 256 * (i64)g[(i64)M * N + t] + (i64)g[t] + 128 * rowsum[t % N];
+}
+
+// acc = an f64 GEMM's output as integers; flags any that is not an exact integer.
+extern "C" __global__ void from_f64(i64 n, const double* g, i64* acc, int* err) {
+    i64 t = thread_id();
+    if (t < n) acc[t] = exact_int(g[t], err);
 }
 
 // The per-channel rescale of P · V: thread per (row, head, channel); mantissas M x d.

@@ -1,6 +1,12 @@
 //! The exact forward pass on an NVIDIA GPU: every step of the recipe as a CUDA kernel
 //! (`kernels.cu`, compiled by NVRTC at load), GEMMs by cuBLAS, KV caches in device memory.
 //!
+//! Linear layers are int8 GEMMs with int32 sums on the tensor cores (activations as two int8
+//! limbs; exact), or f64 GEMMs where cuBLAS refuses an int8 shape. The attention scores and
+//! P · V of a run of consecutive positions of one window (prefill) are f64 GEMMs: every
+//! partial sum is an integer below 2^53, so any summation order gives the exact result.
+//! Decoding steps, one row per window, take the attention kernels.
+//!
 //! Only token ids go to the device and only the scores of the output rows come back. The
 //! kernels are ports of [`crate::exact`]'s integer code, so this engine's tables equal the
 //! host engine's bit for bit (checked by the `cuda` tests on a GPU host, and by comparing
@@ -11,30 +17,35 @@
 
 use std::sync::Arc;
 
-use cudarc::cublas::{CudaBlas, GemmConfig, sys::cublasOperation_t};
+use cudarc::cublas::{CudaBlas, sys::cublasOperation_t};
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, CudaView, DevicePtr, LaunchArgs,
-    LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchArgs, LaunchConfig,
+    PushKernelArg,
 };
 
 use crate::config::LlamaConfig;
 use crate::engine::Engine;
-use crate::exact::linear::{K_PIECE, Quantized};
+use crate::exact::linear::{Quantized, WEIGHT_LEVELS};
 use crate::exact::tables::Tables;
 use crate::exact::{self, Norm, Row};
 use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 17] = [
+const KERNELS: [&str; 22] = [
     "embed",
     "norm_rows",
-    "to_limbs",
-    "combine",
+    "to_f64",
+    "from_f64",
+    "kv_to_f64",
+    "pv_take",
+    "to_limbs8",
+    "combine8",
     "qk_rope",
     "v_store",
     "att_scores",
     "att_probs",
+    "att_probs_block",
     "att_pv",
     "att_out",
     "zero_i64",
@@ -51,28 +62,63 @@ const FFN_LEVELS: i64 = (1 << 31) - 1;
 const PV_SPAN: usize = 128;
 /// Rows per forward call on the device (prefill); bounds the activation buffers.
 pub const DEVICE_ROWS: usize = 8192;
+/// Shortest run of consecutive positions of one window whose attention is f64 GEMMs; shorter
+/// runs (a decoding step's single rows) take the attention kernels.
+const ATT_GEMM_MIN_ROWS: usize = 16;
+/// Rows of a run per attention GEMM: each block attends to the positions up to its last row,
+/// so the causal triangle costs about half a square plus a block.
+const ATT_BLOCK: usize = 256;
+/// Integers up to 2^53 are exact in f64, so are all the partial sums of a GEMM below it.
+const F64_EXACT: f64 = 9_007_199_254_740_992.0;
 const THREADS: u32 = 256;
+/// Threads per (row, head) of `att_probs_block`.
+const PROB_THREADS: u32 = 128;
+/// Dynamic shared memory a block may take without opting in (48 KiB): `att_probs_block`
+/// holds one row of `cap` i64 scores, so windows up to 6,144 positions take it.
+const SHARED_BYTES: usize = 48 * 1024;
 
 fn drv(e: impl std::fmt::Debug) -> Error {
     Error::Backend(format!("CUDA: {e:?}"))
 }
 
-/// A weight matrix on the device: f32 integer levels, row-major `out × inp`.
+/// A weight matrix on the device: integer levels, row-major `out × inp`, as int8 for the
+/// tensor cores and as f64 for where cuBLAS refuses the int8 shape.
 struct DevLinear {
     out: usize,
     inp: usize,
-    w: CudaSlice<f32>,
+    w: CudaSlice<f64>,
+    w8: CudaSlice<i8>,
+    /// Each row's sum of levels (the int8 path's limb offset).
+    rowsum: CudaSlice<i64>,
+    /// Set once cuBLAS refused this shape as int8; later calls go to f64 directly.
+    int8_refused: std::cell::Cell<bool>,
     scale: CudaSlice<i64>,
     exp: i32,
 }
 
 impl DevLinear {
     fn upload(stream: &Arc<CudaStream>, q: &Quantized) -> Result<Self> {
-        let w: Vec<f32> = q.levels.iter().map(|&v| f32::from(v)).collect();
+        if q.inp as f64 * exact::ACT_LEVELS as f64 * f64::from(WEIGHT_LEVELS) >= F64_EXACT
+            || q.inp * 128 * 127 >= 1 << 31
+        {
+            return Err(Error::Unsupported(format!(
+                "a linear layer {} wide: its GEMM sums could pass int32 (int8 path) or 2^53 (f64)",
+                q.inp
+            )));
+        }
+        let w: Vec<f64> = q.levels.iter().map(|&v| f64::from(v)).collect();
+        let rowsum: Vec<i64> = q
+            .levels
+            .chunks(q.inp.max(1))
+            .map(|r| r.iter().map(|&v| i64::from(v)).sum())
+            .collect();
         Ok(DevLinear {
             out: q.out,
             inp: q.inp,
             w: stream.clone_htod(&w).map_err(drv)?,
+            w8: stream.clone_htod(&q.levels).map_err(drv)?,
+            rowsum: stream.clone_htod(&rowsum).map_err(drv)?,
+            int8_refused: std::cell::Cell::new(false),
             scale: stream.clone_htod(&q.scale).map_err(drv)?,
             exp: q.exp,
         })
@@ -132,10 +178,22 @@ struct Workspace {
     ebase: CudaSlice<i32>,
     sg: CudaSlice<i32>,
     su: CudaSlice<i32>,
-    limbs: CudaSlice<f32>,
-    gout: CudaSlice<f32>,
+    /// GEMM inputs (levels as f64), rows × widest input.
+    hf: CudaSlice<f64>,
+    /// int8 GEMM inputs (two limbs) and outputs: 2·rows × widest input / output.
+    limbs8: CudaSlice<i8>,
+    gout32: CudaSlice<i32>,
+    /// GEMM outputs, rows × widest output.
+    gout: CudaSlice<f64>,
     acc: CudaSlice<i64>,
     q: CudaSlice<i32>,
+    /// Queries as f64 for the attention GEMMs, rows × d.
+    qf: CudaSlice<f64>,
+    /// One window's keys and values as f64, cache positions × kv width each.
+    kf: CudaSlice<f64>,
+    vf: CudaSlice<f64>,
+    /// Per row: 0 for the attention kernels, else the inner length of its attention GEMMs.
+    zend: CudaSlice<i32>,
     qexp: CudaSlice<i32>,
     wide: CudaSlice<i128>,
     narrow: CudaSlice<i128>,
@@ -160,6 +218,7 @@ impl Workspace {
     ) -> Result<Self> {
         let (d, f) = (c.d_model, c.d_ffn);
         let k_max = d.max(f);
+        let kvd = c.n_kv_heads * c.head_dim();
         let z = |n: usize| -> Result<CudaSlice<i32>> { stream.alloc_zeros(n.max(1)).map_err(drv) };
         Ok(Workspace {
             rows,
@@ -170,10 +229,16 @@ impl Workspace {
             ebase: z(rows)?,
             sg: z(rows)?,
             su: z(rows)?,
-            limbs: stream.alloc_zeros(2 * rows * k_max).map_err(drv)?,
-            gout: stream.alloc_zeros(2 * rows * n_max).map_err(drv)?,
+            hf: stream.alloc_zeros(rows * k_max).map_err(drv)?,
+            limbs8: stream.alloc_zeros(2 * rows * k_max).map_err(drv)?,
+            gout32: stream.alloc_zeros(2 * rows * n_max).map_err(drv)?,
+            gout: stream.alloc_zeros(rows * n_max).map_err(drv)?,
             acc: stream.alloc_zeros(rows * n_max).map_err(drv)?,
             q: z(rows * d)?,
+            qf: stream.alloc_zeros(rows * d).map_err(drv)?,
+            kf: stream.alloc_zeros(cap * kvd).map_err(drv)?,
+            vf: stream.alloc_zeros(cap * kvd).map_err(drv)?,
+            zend: z(rows)?,
             qexp: z(rows * c.n_heads)?,
             wide: stream.alloc_zeros(rows * (2 * f).max(d)).map_err(drv)?,
             narrow: stream.alloc_zeros(rows * f.max(d)).map_err(drv)?,
@@ -219,6 +284,9 @@ pub struct CudaEngine {
     k_levels: i64,
     score_scale: i64,
     logit_scale: i64,
+    /// Whether runs of a window's rows take the attention GEMMs (exact for this model's
+    /// shapes; `LMGC_CUDA_ATTENTION=kernels` turns them off, for comparison).
+    att_gemm: bool,
     ws: Option<Workspace>,
     caches: Option<Caches>,
     device_name: String,
@@ -332,6 +400,12 @@ impl CudaEngine {
             .collect::<Result<Vec<_>>>()?;
         let output = Quantized::new(w.output());
         let tables = Tables::new(hd, c.rope_base, max_positions);
+        let k_levels = exact::key_levels(hd);
+        let att_exact = (hd as f64) * (exact::ACT_LEVELS as f64) * (k_levels as f64) < F64_EXACT
+            && (max_positions as f64) * (exact::PROB_LEVELS as f64) * (exact::V_LEVELS as f64)
+                < F64_EXACT;
+        let att_gemm =
+            att_exact && std::env::var("LMGC_CUDA_ATTENTION").as_deref() != Ok("kernels");
         Ok(CudaEngine {
             embedding: stream.clone_htod(w.embedding.data()).map_err(drv)?,
             out_norm: DevNorm::upload(&stream, &w.out_norm, c.rms_eps)?,
@@ -343,7 +417,8 @@ impl CudaEngine {
             cos: stream.clone_htod(&tables.cos).map_err(drv)?,
             sin: stream.clone_htod(&tables.sin).map_err(drv)?,
             positions: max_positions,
-            k_levels: exact::key_levels(hd),
+            k_levels,
+            att_gemm,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -406,6 +481,18 @@ impl CudaEngine {
         self.stream.memcpy_htod(&tok, &mut ws.tok).map_err(drv)?;
         self.stream.memcpy_htod(&slot, &mut ws.slot).map_err(drv)?;
         self.stream.memcpy_htod(pos, &mut ws.pos).map_err(drv)?;
+        let att_runs = if self.att_gemm {
+            runs(rows, pos, ATT_GEMM_MIN_ROWS)
+        } else {
+            Vec::new()
+        };
+        let mut zend = vec![0i32; m];
+        for r in &att_runs {
+            for (b0, b1) in r.blocks() {
+                zend[r.r0 + b0..r.r0 + b1].fill((r.p0 + b1) as i32);
+            }
+        }
+        self.stream.memcpy_htod(&zend, &mut ws.zend).map_err(drv)?;
         let ws = self.ws.as_ref().expect("made above");
         let run = Run {
             stream: &self.stream,
@@ -464,50 +551,105 @@ impl CudaEngine {
                     .arg(&cap);
             })?;
             let z = &ws.z;
-            run.launch("att_scores", threads(m * nh * cap as usize)?, |b| {
+            let att = Attention {
+                run: &run,
+                caches,
+                nh,
+                nkv,
+                hd,
+                layer: li,
+            };
+            if !att_runs.is_empty() {
+                let n = (m * d) as i64;
+                run.launch("to_f64", threads(m * d)?, |b| {
+                    b.arg(&n).arg(&ws.q).arg(&ws.qf);
+                })?;
+            }
+            for r in &att_runs {
+                att.to_f64(r, 1)?;
+                for blk in r.blocks() {
+                    att.scores(r, blk)?;
+                }
+            }
+            if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
+                run.launch("att_scores", threads(m * nkv * cap as usize)?, |b| {
+                    b.arg(&mi)
+                        .arg(&nhi)
+                        .arg(&nkvi)
+                        .arg(&hdi)
+                        .arg(&ws.q)
+                        .arg(&ws.qexp);
+                    b.arg(&caches.k)
+                        .arg(&caches.kexp)
+                        .arg(&ws.pos)
+                        .arg(&ws.slot)
+                        .arg(&ws.zend);
+                    b.arg(&self.score_scale)
+                        .arg(&li)
+                        .arg(&slots)
+                        .arg(&cap)
+                        .arg(z);
+                })?;
+            }
+            let (probs, cfg) = if cap as usize * 8 <= SHARED_BYTES {
+                let blocks = u32::try_from(m * nh)
+                    .map_err(|_| Error::Unsupported("rows × heads past 2^32".into()))?;
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks, 1, 1),
+                    block_dim: (PROB_THREADS, 1, 1),
+                    shared_mem_bytes: cap as u32 * 8,
+                };
+                ("att_probs_block", cfg)
+            } else {
+                ("att_probs", warps(m * nh)?)
+            };
+            run.launch(probs, cfg, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
                     .arg(&nkvi)
-                    .arg(&hdi)
-                    .arg(&ws.q)
-                    .arg(&ws.qexp);
-                b.arg(&caches.k)
+                    .arg(&ws.pos)
+                    .arg(&ws.slot)
+                    .arg(&ws.zend);
+                b.arg(&ws.qexp)
                     .arg(&caches.kexp)
-                    .arg(&ws.pos)
-                    .arg(&ws.slot);
-                b.arg(&self.score_scale)
+                    .arg(&self.score_scale)
                     .arg(&li)
-                    .arg(&slots)
-                    .arg(&cap)
-                    .arg(z);
-            })?;
-            run.launch("att_probs", warps(m * nh)?, |b| {
-                b.arg(&mi)
-                    .arg(&nhi)
-                    .arg(&ws.pos)
-                    .arg(&self.exp2)
-                    .arg(&cap)
-                    .arg(z);
+                    .arg(&slots);
+                b.arg(&self.exp2).arg(&cap).arg(z).arg(&self.err);
             })?;
             let n_pv = (m * d) as i64;
             run.launch("zero_i64", threads(m * d)?, |b| {
                 b.arg(&n_pv).arg(&ws.pv);
             })?;
-            let spans = (cap as usize).div_ceil(PV_SPAN);
-            run.launch("att_pv", threads(m * nh * hd * spans)?, |b| {
-                b.arg(&mi)
-                    .arg(&nhi)
-                    .arg(&nkvi)
-                    .arg(&hdi)
-                    .arg(z)
-                    .arg(&caches.v);
-                b.arg(&ws.pos)
-                    .arg(&ws.slot)
-                    .arg(&li)
-                    .arg(&slots)
-                    .arg(&cap)
-                    .arg(&ws.pv);
-            })?;
+            for r in &att_runs {
+                att.to_f64(r, 2)?;
+                for blk in r.blocks() {
+                    att.pv(r, blk)?;
+                }
+            }
+            if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
+                let spans = (cap as usize).div_ceil(PV_SPAN);
+                run.launch("att_pv", threads(m * nkv * hd * spans)?, |b| {
+                    b.arg(&mi)
+                        .arg(&nhi)
+                        .arg(&nkvi)
+                        .arg(&hdi)
+                        .arg(z)
+                        .arg(&caches.v);
+                    b.arg(&ws.pos)
+                        .arg(&ws.slot)
+                        .arg(&ws.zend)
+                        .arg(&li)
+                        .arg(&slots)
+                        .arg(&cap)
+                        .arg(&ws.pv);
+                })?;
+            }
+            if !att_runs.is_empty() {
+                run.launch("pv_take", threads(m * d)?, |b| {
+                    b.arg(&mi).arg(&di).arg(&ws.zend).arg(&ws.pv).arg(&self.err);
+                })?;
+            }
             run.launch("att_out", threads(m * d)?, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
@@ -582,9 +724,9 @@ impl CudaEngine {
                 .memcpy_htod(&[0i32], &mut self.err)
                 .map_err(drv)?;
             return Err(Error::Backend(
-                "a cuBLAS GEMM returned a value that is not an exact integer below 2^24: this \
-                 GPU or library broke the numerics contract (a GEMM with less than FP32 \
-                 accumulation?); report it with the GPU's name"
+                "a cuBLAS GEMM returned a value that is not an exact integer below 2^53: this \
+                 GPU or library broke the numerics contract (an emulated or reduced-precision \
+                 FP64 GEMM?); report it with the GPU's name"
                     .into(),
             ));
         }
@@ -695,53 +837,148 @@ impl Run<'_> {
         })
     }
 
-    /// `acc = h · Wᵀ` exactly: limbs, one f32 GEMM per K-piece, recombined in i64.
+    /// `acc = h · Wᵀ` exactly: an int8 GEMM on two limbs of `h`, or one f64 GEMM where cuBLAS
+    /// refuses the int8 shape.
     fn linear(&self, l: &DevLinear) -> Result<()> {
+        if !l.int8_refused.get() && self.linear_int8(l)? {
+            return Ok(());
+        }
+        self.linear_f64(l)
+    }
+
+    /// The int8 path; false (and the layer marked) when cuBLAS does not take the shape.
+    fn linear_int8(&self, l: &DevLinear) -> Result<bool> {
         let ws = self.ws;
         let m = self.m;
         let (mi, ki, ni) = (m as i32, l.inp as i32, l.out as i32);
-        self.launch("to_limbs", threads(m * l.inp)?, |b| {
-            b.arg(&mi).arg(&ki).arg(&ws.h).arg(&ws.limbs);
+        self.launch("to_limbs8", threads(m * l.inp)?, |b| {
+            b.arg(&mi).arg(&ki).arg(&ws.h).arg(&ws.limbs8);
         })?;
-        let mut start = 0;
-        while start < l.inp {
-            let k = K_PIECE.min(l.inp - start);
-            let cfg = GemmConfig {
-                transa: cublasOperation_t::CUBLAS_OP_T,
-                transb: cublasOperation_t::CUBLAS_OP_N,
-                m: l.out as i32,
-                n: 2 * m as i32,
-                k: k as i32,
-                alpha: 1.0f32,
-                lda: l.inp as i32,
-                ldb: l.inp as i32,
-                beta: 0.0f32,
-                ldc: l.out as i32,
-            };
-            let a = l.w.slice(start..);
-            let bm = ws.limbs.slice(start..2 * m * l.inp);
-            let c = ws.gout.slice(0..2 * m * l.out);
-            let started = self.profile.map(|_| std::time::Instant::now());
-            #[allow(unsafe_code)]
-            // SAFETY: A is `out × inp` row-major read as its transpose with lda = inp from
-            // column `start` (k columns), B is `2m × inp` row-major with ldb = inp from the
-            // same column, C is `2m × out` row-major (ldc = out): every index is in bounds.
-            unsafe {
-                sgemm(self.blas, self.stream, cfg, &a, &bm, &c)?;
-            }
-            self.record("sgemm", started)?;
-            let first = i32::from(start == 0);
-            self.launch("combine", threads(m * l.out)?, |b| {
-                b.arg(&mi)
-                    .arg(&ni)
-                    .arg(&ws.gout)
-                    .arg(&ws.acc)
-                    .arg(&first)
-                    .arg(self.err);
-            })?;
-            start += k;
+        let rows = i32::try_from(2 * m).map_err(|_| Error::Unsupported("rows".into()))?;
+        let (one, zero) = (1i32, 0i32);
+        let started = self.profile.map(|_| std::time::Instant::now());
+        // Row-major `C (2m × out) = L (2m × inp) · Wᵀ` as column-major `Cᵀ = W · Lᵀ`, W read
+        // transposed (the TN layout the int8 tensor-core kernels take). |sums| stay below
+        // inp · 128 · 127 < 2^31 for inp < 132,000 (checked when the weight is uploaded).
+        #[allow(unsafe_code)]
+        // SAFETY: W is `out × inp` i8, the limbs `2m × inp` i8, C `2m × out` i32 in buffers of
+        // at least those sizes (workspace sized for the widest layer); one stream.
+        let status = unsafe {
+            cudarc::cublas::result::gemm_ex(
+                *self.blas.handle(),
+                cublasOperation_t::CUBLAS_OP_T,
+                cublasOperation_t::CUBLAS_OP_N,
+                ni,
+                rows,
+                ki,
+                (&one as *const i32).cast(),
+                addr(&l.w8, self.stream) as *const std::ffi::c_void,
+                cudarc::cublas::sys::cudaDataType::CUDA_R_8I,
+                ki,
+                addr(&ws.limbs8, self.stream) as *const std::ffi::c_void,
+                cudarc::cublas::sys::cudaDataType::CUDA_R_8I,
+                ki,
+                (&zero as *const i32).cast(),
+                addr(&ws.gout32, self.stream) as *mut std::ffi::c_void,
+                cudarc::cublas::sys::cudaDataType::CUDA_R_32I,
+                ni,
+                cudarc::cublas::sys::cublasComputeType_t::CUBLAS_COMPUTE_32I,
+                cudarc::cublas::sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
+            )
+        };
+        if status.is_err() {
+            l.int8_refused.set(true);
+            return Ok(false);
         }
-        Ok(())
+        self.record("gemm_int8", started)?;
+        self.launch("combine8", threads(m * l.out)?, |b| {
+            b.arg(&mi)
+                .arg(&ni)
+                .arg(&ws.gout32)
+                .arg(&l.rowsum)
+                .arg(&ws.acc);
+        })?;
+        Ok(true)
+    }
+
+    fn linear_f64(&self, l: &DevLinear) -> Result<()> {
+        let ws = self.ws;
+        let m = self.m;
+        let n_in = (m * l.inp) as i64;
+        self.launch("to_f64", threads(m * l.inp)?, |b| {
+            b.arg(&n_in).arg(&ws.h).arg(&ws.hf);
+        })?;
+        // Row-major `C (m × out) = H (m × inp) · Wᵀ` is column-major `Cᵀ = W · Hᵀ`, with `W`
+        // (row-major `out × inp`) read as the transpose of a column-major `inp × out`.
+        self.gemm(Gemm {
+            ta: true,
+            m: l.out,
+            n: m,
+            k: l.inp,
+            a: addr(&l.w, self.stream),
+            lda: l.inp,
+            sa: 0,
+            b: addr(&ws.hf, self.stream),
+            ldb: l.inp,
+            sb: 0,
+            c: addr(&ws.gout, self.stream),
+            ldc: l.out,
+            sc: 0,
+            batch: 1,
+        })?;
+        let n_out = (m * l.out) as i64;
+        self.launch("from_f64", threads(m * l.out)?, |b| {
+            b.arg(&n_out).arg(&ws.gout).arg(&ws.acc).arg(self.err);
+        })
+    }
+
+    /// One f64 GEMM or a strided batch of them (cuBLAS's column-major view; `B` never
+    /// transposed). Every operand is an integer matrix whose products sum below 2^53, which
+    /// the caller guarantees, so the result is exact whatever cuBLAS does inside.
+    fn gemm(&self, g: Gemm) -> Result<()> {
+        let int = |v: usize| {
+            i32::try_from(v).map_err(|_| {
+                Error::Unsupported(format!("a GEMM dimension of {v} does not fit cuBLAS's int"))
+            })
+        };
+        let op = |t: bool| {
+            if t {
+                cublasOperation_t::CUBLAS_OP_T
+            } else {
+                cublasOperation_t::CUBLAS_OP_N
+            }
+        };
+        let started = self.profile.map(|_| std::time::Instant::now());
+        let (one, zero) = (1.0f64, 0.0f64);
+        #[allow(unsafe_code)]
+        // SAFETY: the addresses are device buffers of this engine (workspace, caches' f64
+        // copies, weights) that outlive the call; each caller sizes m, n, k, the leading
+        // dimensions and strides so that every element cuBLAS touches lies in its buffer
+        // (see the callers' comments); all work is ordered on the one stream.
+        unsafe {
+            cudarc::cublas::result::dgemm_strided_batched(
+                *self.blas.handle(),
+                op(g.ta),
+                cublasOperation_t::CUBLAS_OP_N,
+                int(g.m)?,
+                int(g.n)?,
+                int(g.k)?,
+                &one,
+                g.a as *const f64,
+                int(g.lda)?,
+                g.sa,
+                g.b as *const f64,
+                int(g.ldb)?,
+                g.sb,
+                &zero,
+                g.c as *mut f64,
+                int(g.ldc)?,
+                g.sc,
+                int(g.batch)?,
+            )
+        }
+        .map_err(drv)?;
+        self.record("dgemm", started)
     }
 
     fn residual(&self, l: &DevLinear, d: usize) -> Result<()> {
@@ -759,40 +996,164 @@ impl Run<'_> {
     }
 }
 
-/// cuBLAS SGEMM with raw device pointers: `c` is a workspace buffer shared (read-only in
-/// Rust's eyes) by the launches of one forward chunk, all ordered on one stream.
-#[allow(unsafe_code)]
-unsafe fn sgemm(
-    blas: &CudaBlas,
-    stream: &CudaStream,
-    cfg: GemmConfig<f32>,
-    a: &CudaView<'_, f32>,
-    b: &CudaView<'_, f32>,
-    c: &CudaView<'_, f32>,
-) -> Result<()> {
-    let (pa, _ra) = a.device_ptr(stream);
-    let (pb, _rb) = b.device_ptr(stream);
-    let (pc, _rc) = c.device_ptr(stream);
-    // SAFETY: forwarded from the caller, which bounds every index by the three views.
-    unsafe {
-        cudarc::cublas::result::sgemm(
-            *blas.handle(),
-            cfg.transa,
-            cfg.transb,
-            cfg.m,
-            cfg.n,
-            cfg.k,
-            &cfg.alpha,
-            pa as *const f32,
-            cfg.lda,
-            pb as *const f32,
-            cfg.ldb,
-            &cfg.beta,
-            pc as *mut f32,
-            cfg.ldc,
-        )
+/// A GEMM on raw device addresses (see [`Run::gemm`]); strides in elements.
+struct Gemm {
+    ta: bool,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: u64,
+    lda: usize,
+    sa: i64,
+    b: u64,
+    ldb: usize,
+    sb: i64,
+    c: u64,
+    ldc: usize,
+    sc: i64,
+    batch: usize,
+}
+
+/// A buffer's device address (event tracking is off, so the guard cudarc returns is inert).
+fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
+    let (p, _guard) = s.device_ptr(stream);
+    p
+}
+
+/// A run of consecutive positions `p0..p0 + len` of window `slot` at rows `r0..r0 + len`
+/// of a forward call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AttRun {
+    slot: usize,
+    r0: usize,
+    len: usize,
+    p0: usize,
+}
+
+impl AttRun {
+    /// Row ranges (within the run) of its attention GEMMs.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        (0..self.len)
+            .step_by(ATT_BLOCK)
+            .map(|b0| (b0, (b0 + ATT_BLOCK).min(self.len)))
     }
-    .map_err(drv)
+}
+
+/// The runs of at least `min` rows: maximal sequences of rows of one window at consecutive
+/// positions.
+fn runs(rows: &[Row], pos: &[i32], min: usize) -> Vec<AttRun> {
+    let mut out = Vec::new();
+    let mut r0 = 0;
+    for r in 1..=rows.len() {
+        let continues =
+            r < rows.len() && rows[r].cache == rows[r - 1].cache && pos[r] == pos[r - 1] + 1;
+        if !continues {
+            if r - r0 >= min {
+                out.push(AttRun {
+                    slot: rows[r0].cache,
+                    r0,
+                    len: r - r0,
+                    p0: pos[r0] as usize,
+                });
+            }
+            r0 = r;
+        }
+    }
+    out
+}
+
+/// The attention GEMMs of one layer.
+struct Attention<'a, 'b> {
+    run: &'a Run<'b>,
+    caches: &'a Caches,
+    nh: usize,
+    nkv: usize,
+    hd: usize,
+    layer: i32,
+}
+
+impl Attention<'_, '_> {
+    /// The run's window's cached keys (`which` bit 1) and values (bit 2), positions up to its
+    /// last row, into the workspace's f64 copies.
+    fn to_f64(&self, r: &AttRun, which: i32) -> Result<()> {
+        let (ws, c) = (self.run.ws, self.caches);
+        let n = r.p0 + r.len;
+        let kvd = self.nkv * self.hd;
+        let (ni, kvdi, slot) = (n as i32, kvd as i32, r.slot as i32);
+        let (slots, cap) = (c.slots as i32, c.cap as i32);
+        self.run.launch("kv_to_f64", threads(n * kvd)?, |b| {
+            b.arg(&ni)
+                .arg(&kvdi)
+                .arg(&which)
+                .arg(&c.k)
+                .arg(&c.v)
+                .arg(&self.layer);
+            b.arg(&slot).arg(&slots).arg(&cap).arg(&ws.kf).arg(&ws.vf);
+        })
+    }
+
+    /// Dot products of the block's queries with every key up to its last row, into `z` as
+    /// f64, one strided batch per key/value head over its group of query heads.
+    fn scores(&self, r: &AttRun, (b0, b1): (usize, usize)) -> Result<()> {
+        let (ws, st) = (self.run.ws, self.run.stream);
+        let (nh, nkv, hd, cap) = (self.nh, self.nkv, self.hd, self.caches.cap);
+        let (group, kvd, d) = (nh / nkv, nkv * hd, nh * hd);
+        let row = r.r0 + b0;
+        for kvh in 0..nkv {
+            let h0 = kvh * group;
+            // Column-major C (cols × rows, ldc = nh·cap) is z's rows at head h0 + g (stride
+            // cap); A is the keys read transposed (hd × cols, lda = kvd), B the queries
+            // (hd × rows, ldb = d) at head h0 + g (stride hd).
+            self.run.gemm(Gemm {
+                ta: true,
+                m: r.p0 + b1,
+                n: b1 - b0,
+                k: hd,
+                a: addr(&ws.kf, st) + 8 * (kvh * hd) as u64,
+                lda: kvd,
+                sa: 0,
+                b: addr(&ws.qf, st) + 8 * (row * d + h0 * hd) as u64,
+                ldb: d,
+                sb: hd as i64,
+                c: addr(&ws.z, st) + 8 * ((row * nh + h0) * cap) as u64,
+                ldc: nh * cap,
+                sc: cap as i64,
+                batch: group,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// P · V of the block into the rows' `pv` entries as f64 (`pv_take` makes them integers).
+    fn pv(&self, r: &AttRun, (b0, b1): (usize, usize)) -> Result<()> {
+        let (ws, st) = (self.run.ws, self.run.stream);
+        let (nh, nkv, hd, cap) = (self.nh, self.nkv, self.hd, self.caches.cap);
+        let (group, kvd, d) = (nh / nkv, nkv * hd, nh * hd);
+        let row = r.r0 + b0;
+        for kvh in 0..nkv {
+            let h0 = kvh * group;
+            // Column-major C (hd × rows, ldc = d) is pv at head h0 + g (stride hd); A the
+            // values (hd × cols, lda = kvd), B the probabilities (cols × rows, ldb = nh·cap)
+            // at head h0 + g (stride cap).
+            self.run.gemm(Gemm {
+                ta: false,
+                m: hd,
+                n: b1 - b0,
+                k: r.p0 + b1,
+                a: addr(&ws.vf, st) + 8 * (kvh * hd) as u64,
+                lda: kvd,
+                sa: 0,
+                b: addr(&ws.z, st) + 8 * ((row * nh + h0) * cap) as u64,
+                ldb: nh * cap,
+                sb: cap as i64,
+                c: addr(&ws.pv, st) + 8 * (row * d + h0 * hd) as u64,
+                ldc: d,
+                sc: hd as i64,
+                batch: group,
+            })?;
+        }
+        Ok(())
+    }
 }
 
 impl Engine for CudaEngine {

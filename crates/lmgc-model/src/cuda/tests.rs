@@ -41,16 +41,20 @@ fn tokens(seed: u64, n: usize, vocab: usize) -> Vec<u32> {
         .collect()
 }
 
-fn engines(c: LlamaConfig, seed: u64) -> Option<(HostEngine<NdArray<f32>>, CudaEngine)> {
+fn engines(
+    c: LlamaConfig,
+    seed: u64,
+    positions: usize,
+) -> Option<(HostEngine<NdArray<f32>>, CudaEngine)> {
     let w = LlamaWeights::random(c, seed).unwrap();
-    let gpu = match CudaEngine::new(&w, 0, 256) {
+    let gpu = match CudaEngine::new(&w, 0, positions) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("skipped: no usable CUDA device ({e})");
             return None;
         }
     };
-    let host = HostEngine::new(ExactModel::new(&w, NdArrayDevice::Cpu, 256).unwrap());
+    let host = HostEngine::new(ExactModel::new(&w, NdArrayDevice::Cpu, positions).unwrap());
     Some((host, gpu))
 }
 
@@ -81,16 +85,22 @@ fn run(e: &mut dyn Engine, windows: &[Vec<u32>], mask: Option<&[usize]>) -> Vec<
     out
 }
 
+/// Windows of 70, 9 and 130 tokens: in prefill the first and last take the attention GEMMs,
+/// the middle one (shorter than `ATT_GEMM_MIN_ROWS`) the kernels, in the same call.
 fn check(c: LlamaConfig, seed: u64) {
+    check_windows(c, seed, &[70, 9, 130], 256);
+}
+
+fn check_windows(c: LlamaConfig, seed: u64, lens: &[usize], positions: usize) {
     let vocab = c.vocab;
-    let Some((mut host, mut gpu)) = engines(c, seed) else {
+    let Some((mut host, mut gpu)) = engines(c, seed, positions) else {
         return;
     };
-    let windows = vec![
-        tokens(seed + 1, 70, vocab),
-        tokens(seed + 2, 9, vocab),
-        tokens(seed + 3, 130, vocab),
-    ];
+    let windows: Vec<Vec<u32>> = lens
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| tokens(seed + 1 + i as u64, n, vocab))
+        .collect();
     let want = run(&mut host, &windows, None);
     let got = run(&mut gpu, &windows, None);
     assert_eq!(got.len(), want.len());
@@ -113,4 +123,28 @@ fn tiny_model_matches_the_host_engine() {
 #[test]
 fn smollm2_shaped_model_matches_the_host_engine() {
     check(config(2, 576, 9, 3, 1536, 1000), 12);
+}
+
+/// Windows longer than an attention block: prefill runs of several GEMM blocks, the causal
+/// zero fill between a row's position and its block's end.
+#[test]
+fn long_windows_match_the_host_engine() {
+    check_windows(config(2, 64, 4, 2, 160, 300), 13, &[600, 17, 300], 640);
+}
+
+#[test]
+fn runs_split_where_window_or_position_breaks() {
+    let row = |cache| Row { cache, token: 0 };
+    let rows = [row(0), row(0), row(0), row(1), row(1), row(0), row(0)];
+    let pos = [5, 6, 7, 0, 1, 8, 9];
+    let got = runs(&rows, &pos, 2);
+    let run = |slot, r0, len, p0| AttRun { slot, r0, len, p0 };
+    assert_eq!(got, vec![run(0, 0, 3, 5), run(1, 3, 2, 0), run(0, 5, 2, 8)]);
+    assert_eq!(runs(&rows, &pos, 3), vec![run(0, 0, 3, 5)]);
+    let long = run(0, 0, ATT_BLOCK + 1, 0);
+    assert_eq!(
+        long.blocks().collect::<Vec<_>>(),
+        vec![(0, ATT_BLOCK), (ATT_BLOCK, ATT_BLOCK + 1)]
+    );
+    assert_eq!(runs(&[], &[], 1), vec![]);
 }

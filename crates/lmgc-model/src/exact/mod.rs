@@ -38,9 +38,9 @@ pub const RESIDUAL_FRAC: i32 = 24;
 /// Levels of a matmul input (16-bit).
 pub(crate) const ACT_LEVELS: i64 = 32767;
 /// Levels of a cached value (24-bit fixed point).
-const V_LEVELS: i64 = (1 << 23) - 1;
+pub(crate) const V_LEVELS: i64 = (1 << 23) - 1;
 /// Levels of an attention probability (12-bit).
-const PROB_LEVELS: i64 = 4095;
+pub(crate) const PROB_LEVELS: i64 = 4095;
 /// Mantissa budget of the gate and up rows before they are multiplied.
 const FFN_LEVELS: i64 = (1 << 31) - 1;
 
