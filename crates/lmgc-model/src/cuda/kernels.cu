@@ -11,8 +11,9 @@ typedef __int128 i128;
 typedef unsigned __int128 u128;
 typedef short i16;
 
-// WARP may be defined as 1 (one thread per warp); every reduction and local array below is
-// written for any WARP. scripts/check-cuda-kernels.sh compiles this file as C++ both ways.
+// WARP may be defined as 1 (one thread per warp) so that scripts/check-cuda-kernels.sh can
+// compile this file as C++ both ways; the warp reductions and local arrays are written for
+// any WARP, the block reductions of att_probs_block assume blockDim.x / WARP <= WARP.
 #ifndef WARP
 #define WARP 32
 #endif
@@ -475,15 +476,13 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
     for (int j = n + tid; j < end; j += nt) zr[j] = f64_bits(0.0);
 }
 
-#define PV_SPAN 128
-
-// P · V partial sums: thread per (row, key/value head, channel, span of PV_SPAN positions)
+// P · V partial sums: thread per (row, key/value head, channel, span of `span` positions)
 // for the group's query heads, added into `acc` (zeroed, M x d) with 64-bit atomics:
 // integer addition in any order is exact.
 extern "C" __global__ void att_pv(int M, int nh, int nkv, int hd, const i64* z, const int* vc,
                                   const int* pos, const int* slot, const int* zend, int layer,
-                                  int slots, int cap, i64* acc) {
-    int spans = (cap + PV_SPAN - 1) / PV_SPAN;
+                                  int slots, int cap, int span, i64* acc) {
+    int spans = (cap + span - 1) / span;
     i64 t = thread_id();
     if (t >= (i64)M * nkv * hd * spans) return;
     int i = t % hd;
@@ -494,7 +493,7 @@ extern "C" __global__ void att_pv(int M, int nh, int nkv, int hd, const i64* z, 
     if (zend[r] != 0) return;
     int group = nh / nkv, kvd = nkv * hd;
     int n = pos[r] + 1;
-    int j0 = sp * PV_SPAN, j1 = j0 + PV_SPAN < n ? j0 + PV_SPAN : n;
+    int j0 = sp * span, j1 = j0 + span < n ? j0 + span : n;
     if (j0 >= j1) return;
     const int* vb = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd + i;
     i64 a[GMAX];

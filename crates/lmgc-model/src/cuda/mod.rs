@@ -58,24 +58,28 @@ const KERNELS: [&str; 22] = [
 ];
 /// Levels of the gate and up rows (`exact`'s FFN_LEVELS).
 const FFN_LEVELS: i64 = (1 << 31) - 1;
-/// Cache positions per thread of the P · V kernel (`PV_SPAN` in kernels.cu).
+/// Cache positions per thread of the P · V kernel (default; `LMGC_CUDA_PV_SPAN`).
 const PV_SPAN: usize = 128;
 /// Rows per forward call on the device (prefill); bounds the activation buffers.
 pub const DEVICE_ROWS: usize = 8192;
 /// Shortest run of consecutive positions of one window whose attention is f64 GEMMs; shorter
 /// runs (a decoding step's single rows) take the attention kernels.
 const ATT_GEMM_MIN_ROWS: usize = 16;
-/// Rows of a run per attention GEMM: each block attends to the positions up to its last row,
-/// so the causal triangle costs about half a square plus a block.
-const ATT_BLOCK: usize = 256;
+/// Rows of a run per attention GEMM (default; `LMGC_CUDA_ATT_BLOCK`): each block attends to
+/// the positions up to its last row, so the causal triangle costs about half a square plus a
+/// block; larger blocks mean fewer, larger GEMM calls.
+const ATT_BLOCK: usize = 512;
 /// Integers up to 2^53 are exact in f64, so are all the partial sums of a GEMM below it.
 const F64_EXACT: f64 = 9_007_199_254_740_992.0;
 const THREADS: u32 = 256;
 /// Threads per (row, head) of `att_probs_block`.
 const PROB_THREADS: u32 = 128;
-/// Dynamic shared memory a block may take without opting in (48 KiB): `att_probs_block`
-/// holds one row of `cap` i64 scores, so windows up to 6,144 positions take it.
+/// Shared memory a block may take without opting in (48 KiB, static and dynamic together):
+/// `att_probs_block` holds one row of `cap` i64 scores plus its 32-entry reduction array,
+/// so windows up to 6,112 positions take it.
 const SHARED_BYTES: usize = 48 * 1024;
+/// `att_probs_block`'s static shared memory (`red` in kernels.cu).
+const PROB_STATIC_SHARED: usize = 8 * 32;
 
 fn drv(e: impl std::fmt::Debug) -> Error {
     Error::Backend(format!("CUDA: {e:?}"))
@@ -90,7 +94,9 @@ struct DevLinear {
     w8: CudaSlice<i8>,
     /// Each row's sum of levels (the int8 path's limb offset).
     rowsum: CudaSlice<i64>,
-    /// Set once cuBLAS refused this shape as int8; later calls go to f64 directly.
+    /// Set for layers too wide for int32 sums, and once cuBLAS refused this layer's int8 shape
+    /// (per layer, whatever the row count: a later call that it would take goes to f64 too,
+    /// which costs speed, never a different integer).
     int8_refused: std::cell::Cell<bool>,
     scale: CudaSlice<i64>,
     exp: i32,
@@ -98,14 +104,14 @@ struct DevLinear {
 
 impl DevLinear {
     fn upload(stream: &Arc<CudaStream>, q: &Quantized) -> Result<Self> {
-        if q.inp as f64 * exact::ACT_LEVELS as f64 * f64::from(WEIGHT_LEVELS) >= F64_EXACT
-            || q.inp * 128 * 127 >= 1 << 31
-        {
+        if q.inp as f64 * exact::ACT_LEVELS as f64 * f64::from(WEIGHT_LEVELS) >= F64_EXACT {
             return Err(Error::Unsupported(format!(
-                "a linear layer {} wide: its GEMM sums could pass int32 (int8 path) or 2^53 (f64)",
+                "a linear layer {} wide: its f64 GEMM sums could pass 2^53",
                 q.inp
             )));
         }
+        // Wider than int32 sums allow (K · 128 · 127 < 2^31): the f64 GEMM from the start.
+        let int8_fits = q.inp * 128 * 127 < 1 << 31;
         let w: Vec<f64> = q.levels.iter().map(|&v| f64::from(v)).collect();
         let rowsum: Vec<i64> = q
             .levels
@@ -118,7 +124,7 @@ impl DevLinear {
             w: stream.clone_htod(&w).map_err(drv)?,
             w8: stream.clone_htod(&q.levels).map_err(drv)?,
             rowsum: stream.clone_htod(&rowsum).map_err(drv)?,
-            int8_refused: std::cell::Cell::new(false),
+            int8_refused: std::cell::Cell::new(!int8_fits),
             scale: stream.clone_htod(&q.scale).map_err(drv)?,
             exp: q.exp,
         })
@@ -287,6 +293,13 @@ pub struct CudaEngine {
     /// Whether runs of a window's rows take the attention GEMMs (exact for this model's
     /// shapes; `LMGC_CUDA_ATTENTION=kernels` turns them off, for comparison).
     att_gemm: bool,
+    /// Rows per attention GEMM block and positions per P · V thread: speed only, the
+    /// integers are the same for any value.
+    att_block: usize,
+    pv_span: usize,
+    /// Probabilities with the row in shared memory where it fits (off: the warp kernel
+    /// always; the tests switch it to reach that kernel with short windows).
+    probs_in_shared: bool,
     ws: Option<Workspace>,
     caches: Option<Caches>,
     device_name: String,
@@ -419,6 +432,9 @@ impl CudaEngine {
             positions: max_positions,
             k_levels,
             att_gemm,
+            att_block: tuning("LMGC_CUDA_ATT_BLOCK", ATT_BLOCK)?,
+            pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
+            probs_in_shared: true,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -488,7 +504,7 @@ impl CudaEngine {
         };
         let mut zend = vec![0i32; m];
         for r in &att_runs {
-            for (b0, b1) in r.blocks() {
+            for (b0, b1) in r.blocks(self.att_block) {
                 zend[r.r0 + b0..r.r0 + b1].fill((r.p0 + b1) as i32);
             }
         }
@@ -551,6 +567,7 @@ impl CudaEngine {
                     .arg(&cap);
             })?;
             let z = &ws.z;
+            let att_block = self.att_block;
             let att = Attention {
                 run: &run,
                 caches,
@@ -567,7 +584,7 @@ impl CudaEngine {
             }
             for r in &att_runs {
                 att.to_f64(r, 1)?;
-                for blk in r.blocks() {
+                for blk in r.blocks(att_block) {
                     att.scores(r, blk)?;
                 }
             }
@@ -591,18 +608,19 @@ impl CudaEngine {
                         .arg(z);
                 })?;
             }
-            let (probs, cfg) = if cap as usize * 8 <= SHARED_BYTES {
-                let blocks = u32::try_from(m * nh)
-                    .map_err(|_| Error::Unsupported("rows × heads past 2^32".into()))?;
-                let cfg = LaunchConfig {
-                    grid_dim: (blocks, 1, 1),
-                    block_dim: (PROB_THREADS, 1, 1),
-                    shared_mem_bytes: cap as u32 * 8,
+            let (probs, cfg) =
+                if self.probs_in_shared && cap as usize * 8 + PROB_STATIC_SHARED <= SHARED_BYTES {
+                    let blocks = u32::try_from(m * nh)
+                        .map_err(|_| Error::Unsupported("rows × heads past 2^32".into()))?;
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: (PROB_THREADS, 1, 1),
+                        shared_mem_bytes: cap as u32 * 8,
+                    };
+                    ("att_probs_block", cfg)
+                } else {
+                    ("att_probs", warps(m * nh)?)
                 };
-                ("att_probs_block", cfg)
-            } else {
-                ("att_probs", warps(m * nh)?)
-            };
             run.launch(probs, cfg, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
@@ -623,12 +641,13 @@ impl CudaEngine {
             })?;
             for r in &att_runs {
                 att.to_f64(r, 2)?;
-                for blk in r.blocks() {
+                for blk in r.blocks(att_block) {
                     att.pv(r, blk)?;
                 }
             }
             if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
-                let spans = (cap as usize).div_ceil(PV_SPAN);
+                let spans = (cap as usize).div_ceil(self.pv_span);
+                let span = self.pv_span as i32;
                 run.launch("att_pv", threads(m * nkv * hd * spans)?, |b| {
                     b.arg(&mi)
                         .arg(&nhi)
@@ -642,6 +661,7 @@ impl CudaEngine {
                         .arg(&li)
                         .arg(&slots)
                         .arg(&cap)
+                        .arg(&span)
                         .arg(&ws.pv);
                 })?;
             }
@@ -735,6 +755,24 @@ impl CudaEngine {
             .take(m)
             .map(<[i32]>::to_vec)
             .collect())
+    }
+}
+
+/// A speed setting from the environment: `default` when unset, an error unless it is a whole
+/// number from 1 to 65,536.
+fn tuning(var: &str, default: usize) -> Result<usize> {
+    match std::env::var(var) {
+        Err(_) => Ok(default),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=65_536).contains(n))
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "{var}={v}: give a whole number from 1 to 65536 (default {default})"
+                ))
+            }),
     }
 }
 
@@ -886,9 +924,17 @@ impl Run<'_> {
                 cudarc::cublas::sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT,
             )
         };
-        if status.is_err() {
-            l.int8_refused.set(true);
-            return Ok(false);
+        match status {
+            Ok(()) => {}
+            // A shape (leading dimension, alignment) the int8 kernels do not take.
+            Err(cudarc::cublas::result::CublasError(
+                cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_NOT_SUPPORTED
+                | cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_INVALID_VALUE,
+            )) => {
+                l.int8_refused.set(true);
+                return Ok(false);
+            }
+            Err(e) => return Err(drv(e)),
         }
         self.record("gemm_int8", started)?;
         self.launch("combine8", threads(m * l.out)?, |b| {
@@ -951,8 +997,8 @@ impl Run<'_> {
         let started = self.profile.map(|_| std::time::Instant::now());
         let (one, zero) = (1.0f64, 0.0f64);
         #[allow(unsafe_code)]
-        // SAFETY: the addresses are device buffers of this engine (workspace, caches' f64
-        // copies, weights) that outlive the call; each caller sizes m, n, k, the leading
+        // SAFETY: the addresses are device buffers of this engine (workspace, including the
+        // f64 copies of a window's keys and values, and weights) that outlive the call; each caller sizes m, n, k, the leading
         // dimensions and strides so that every element cuBLAS touches lies in its buffer
         // (see the callers' comments); all work is ordered on the one stream.
         unsafe {
@@ -1031,11 +1077,11 @@ struct AttRun {
 }
 
 impl AttRun {
-    /// Row ranges (within the run) of its attention GEMMs.
-    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    /// Row ranges (within the run) of its attention GEMMs, `block` rows each.
+    fn blocks(&self, block: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
         (0..self.len)
-            .step_by(ATT_BLOCK)
-            .map(|b0| (b0, (b0 + ATT_BLOCK).min(self.len)))
+            .step_by(block)
+            .map(move |b0| (b0, (b0 + block).min(self.len)))
     }
 }
 

@@ -88,14 +88,21 @@ fn run(e: &mut dyn Engine, windows: &[Vec<u32>], mask: Option<&[usize]>) -> Vec<
 /// Windows of 70, 9 and 130 tokens: in prefill the first and last take the attention GEMMs,
 /// the middle one (shorter than `ATT_GEMM_MIN_ROWS`) the kernels, in the same call.
 fn check(c: LlamaConfig, seed: u64) {
-    check_windows(c, seed, &[70, 9, 130], 256);
+    check_windows(c, seed, &[70, 9, 130], 256, |_| {});
 }
 
-fn check_windows(c: LlamaConfig, seed: u64, lens: &[usize], positions: usize) {
+fn check_windows(
+    c: LlamaConfig,
+    seed: u64,
+    lens: &[usize],
+    positions: usize,
+    tweak: fn(&mut CudaEngine),
+) {
     let vocab = c.vocab;
     let Some((mut host, mut gpu)) = engines(c, seed, positions) else {
         return;
     };
+    tweak(&mut gpu);
     let windows: Vec<Vec<u32>> = lens
         .iter()
         .enumerate()
@@ -129,7 +136,28 @@ fn smollm2_shaped_model_matches_the_host_engine() {
 /// zero fill between a row's position and its block's end.
 #[test]
 fn long_windows_match_the_host_engine() {
-    check_windows(config(2, 64, 4, 2, 160, 300), 13, &[600, 17, 300], 640);
+    check_windows(
+        config(2, 64, 4, 2, 160, 300),
+        13,
+        &[600, 17, 300],
+        640,
+        |_| {},
+    );
+}
+
+/// Groups of 9 query heads per key/value head (wider than the kernels' 8 per pass) and the
+/// warp kernel for probabilities (which long windows take), GEMM and kernel rows alike.
+#[test]
+fn wide_groups_and_warp_probabilities_match_the_host_engine() {
+    check_windows(
+        config(2, 144, 18, 2, 160, 300),
+        14,
+        &[70, 9, 40],
+        256,
+        |g| {
+            g.probs_in_shared = false;
+        },
+    );
 }
 
 #[test]
@@ -143,7 +171,7 @@ fn runs_split_where_window_or_position_breaks() {
     assert_eq!(runs(&rows, &pos, 3), vec![run(0, 0, 3, 5)]);
     let long = run(0, 0, ATT_BLOCK + 1, 0);
     assert_eq!(
-        long.blocks().collect::<Vec<_>>(),
+        long.blocks(ATT_BLOCK).collect::<Vec<_>>(),
         vec![(0, ATT_BLOCK), (ATT_BLOCK, ATT_BLOCK + 1)]
     );
     assert_eq!(runs(&[], &[], 1), vec![]);
