@@ -66,9 +66,14 @@ struct Args {
     /// Codecs measured on the same updates, comma-separated.
     #[arg(long, value_delimiter = ',')]
     compare: Option<Vec<String>>,
-    /// What clients send: dense, q8, q4 (-channel, -stochastic), topP% (e.g. top10%).
+    /// What clients can send, most preferred first: dense, q8, q4 (-channel, -stochastic),
+    /// topP% (e.g. top10%), or a list such as q4,dense.
     #[arg(long)]
     payload: Option<String>,
+    /// Payload classes the aggregator accepts from a round on, e.g. 3:quantized,6:sparse
+    /// (all classes before the first step).
+    #[arg(long, value_delimiter = ',')]
+    payload_schedule: Option<Vec<lmgc_fl::aggregator::PayloadStep>>,
     /// Output directory.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -108,6 +113,7 @@ fn main() -> anyhow::Result<()> {
         codec,
         compare,
         payload,
+        payload_schedule,
         out,
         backend
     );
@@ -179,19 +185,25 @@ fn main() -> anyhow::Result<()> {
         .cloned()
         .collect();
     // The wire column is the payload as coded, in % of the dense f32 update.
-    let sent = if cfg.payload == "dense" {
-        codec.clone()
-    } else {
+    let lossy = cfg.payload != "dense" || !cfg.payload_schedule.is_empty();
+    if lossy {
+        let schedule: Vec<String> = cfg.payload_schedule.iter().map(|s| s.to_string()).collect();
         println!(
-            "payload: {} (lossy, with error feedback; raw MB is the dense update)",
-            cfg.payload
+            "payload: {} (lossy ones with error feedback; raw MB is the dense update){}",
+            cfg.payload,
+            if schedule.is_empty() {
+                String::new()
+            } else {
+                format!("; the aggregator's schedule: {}", schedule.join(", "))
+            }
         );
-        format!("{}+{codec}", cfg.payload)
-    };
-    let mut header = format!(
-        "{:>5} {:>8} {:>10} {:>10} {:>8}",
-        "round", "test acc", "raw MB", "wire MB", sent
-    );
+    }
+    let sent = &codec;
+    let mut header = format!("{:>5} {:>8}", "round", "test acc");
+    if lossy {
+        header += &format!(" {:>9}", "payload");
+    }
+    header += &format!(" {:>10} {:>10} {:>8}", "raw MB", "wire MB", sent);
     for c in &compared {
         header += &format!(" {c:>8}");
     }
@@ -201,10 +213,13 @@ fn main() -> anyhow::Result<()> {
             println!("{header}");
         }
         let pct = |b: u64| 100.0 * b as f64 / r.raw_bytes.max(1) as f64;
-        let mut line = format!(
-            "{:>5} {:>7.2}% {:>10.2} {:>10.2} {:>7.2}%",
-            r.round + 1,
-            100.0 * r.accuracy,
+        let mut line = format!("{:>5} {:>7.2}%", r.round + 1, 100.0 * r.accuracy);
+        if lossy {
+            let p: Vec<String> = r.payloads.iter().map(ToString::to_string).collect();
+            line += &format!(" {:>9}", p.join("+"));
+        }
+        line += &format!(
+            " {:>10.2} {:>10.2} {:>7.2}%",
             r.raw_bytes as f64 / 1e6,
             r.wire_bytes as f64 / 1e6,
             pct(r.wire_bytes)

@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 use lmgc_core::Gradient;
+use lmgc_core::payload::PayloadClass;
+use lmgc_fl::aggregator::PayloadStep;
 use lmgc_fl::client::Client;
 use lmgc_fl::codec::{UpdateCodecs, encode_update};
 use lmgc_fl::config::{AggregatorConfig, ClientConfig, ServerAuth};
@@ -55,9 +57,13 @@ pub struct FedAvgConfig {
     pub codec: String,
     /// Codecs also measured on every update (sizes only), for the comparison plot.
     pub compare: Vec<String>,
-    /// What clients send: `dense`, `q8`, `q4` (`-channel`, `-stochastic`), `topP%`
-    /// (`lmgc payload` names), with error feedback.
+    /// What clients can send, most preferred first and comma-separated: `dense`, `q8`, `q4`
+    /// (`-channel`, `-stochastic`), `topP%` (`lmgc payload` names), with error feedback.
+    /// Each round a client sends its first payload whose class the round accepts.
     pub payload: String,
+    /// Which payload classes the aggregator accepts from which round on (all three before
+    /// the first step), e.g. `[{ from_round = 5, payloads = ["quantized"] }]`.
+    pub payload_schedule: Vec<PayloadStep>,
     /// Where results, the plot and the transport's state go.
     pub out: PathBuf,
     /// Where local training and evaluation run: ndarray (CPU), wgpu or cuda (build features
@@ -85,6 +91,7 @@ impl Default for FedAvgConfig {
             codec: "auto".into(),
             compare: vec!["store".into(), "zstd".into(), "xz9".into()],
             payload: "dense".into(),
+            payload_schedule: Vec::new(),
             out: PathBuf::from("fedavg-out"),
             backend: "ndarray".into(),
             lm: toml::Table::new(),
@@ -132,6 +139,8 @@ pub struct RoundRow {
     pub accuracy: f64,
     /// Updates averaged.
     pub updates: usize,
+    /// Payload classes of the updates averaged.
+    pub payloads: Vec<PayloadClass>,
     /// Bytes of the updates before compression.
     pub raw_bytes: u64,
     /// Bytes on the wire with the transport's codec.
@@ -332,6 +341,7 @@ pub fn run(
         round_timeout_secs: 24.0 * 3600.0,
         update: UpdateKind::Delta,
         seed: cfg.seed,
+        payload_schedule: cfg.payload_schedule.clone(),
         codecs: names.clone(),
         linger_secs: 10.0,
         auth: ServerAuth {
@@ -413,6 +423,12 @@ pub fn run(
             round: s.round.0,
             accuracy,
             updates: s.accepted.len(),
+            payloads: {
+                let mut p: Vec<PayloadClass> = s.accepted.iter().map(|a| a.payload).collect();
+                p.sort_by_key(|c| PayloadClass::ALL.iter().position(|x| x == c));
+                p.dedup();
+                p
+            },
             raw_bytes: s.accepted.iter().map(|a| a.raw_bytes).sum(),
             wire_bytes: s.accepted.iter().map(|a| a.wire_bytes).sum(),
             compared,

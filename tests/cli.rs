@@ -935,7 +935,8 @@ fn serve_and_client_refuse_bad_configs() {
     );
 }
 
-/// The federated example's engine, small: 2 clients, 2 rounds, through the real transport.
+/// The federated example's engine, small: 2 clients, 2 rounds, through the real transport;
+/// the aggregator's schedule moves the clients from dense to 4-bit updates after round 0.
 #[test]
 fn fedavg_two_clients_two_rounds_through_the_transport() {
     let Some(data) = cifar10_dir() else {
@@ -952,6 +953,8 @@ fn fedavg_two_clients_two_rounds_through_the_transport() {
         eval_images: 50,
         codec: "bytegroup".into(),
         compare: vec!["store".into()],
+        payload: "q4,dense".into(),
+        payload_schedule: vec!["0:dense".parse().unwrap(), "1:quantized".parse().unwrap()],
         out: dir.path().to_path_buf(),
         ..Default::default()
     };
@@ -968,8 +971,44 @@ fn fedavg_two_clients_two_rounds_through_the_transport() {
         assert!(r.compared["store"] > r.raw_bytes);
         assert!((0.0..=1.0).contains(&r.accuracy));
     }
+    use lmgc_core::payload::PayloadClass;
+    assert_eq!(report.rows[0].payloads, [PayloadClass::Dense]);
+    assert_eq!(report.rows[1].payloads, [PayloadClass::Quantized]);
+    assert!(report.rows[1].wire_bytes * 3 < report.rows[0].wire_bytes);
     let svg = dir.path().join("plot.svg");
     lmgc::fedavg::plot(&report, &svg).unwrap();
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.contains("<svg") && text.contains("bytegroup (sent)"));
+}
+
+/// The configuration files shipped in `configs/` load and validate as written (clients with
+/// a token in place of their token file, which the walkthrough creates).
+#[test]
+fn shipped_configs_are_valid() {
+    use lmgc::fl_transport::config::{AggregatorConfig, ClientConfig};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let agg = AggregatorConfig::load(&root.join("aggregator.toml")).unwrap();
+    let policy = agg.policy().unwrap();
+    assert_eq!(policy.payload_schedule.len(), 2);
+    lmgc::fedavg::FedAvgConfig::load(&root.join("fedavg_cifar.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["client-1.toml", "client-2.toml"] {
+        let text = std::fs::read_to_string(root.join(name)).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("token_file"))
+            .expect("a token_file line");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text.replace(line, "token = \"x\"")).unwrap();
+        let c = ClientConfig::load(&path).unwrap();
+        // Every round of the aggregator's schedule accepts one of the client's payloads.
+        let classes: Vec<_> = c.payloads().unwrap().iter().map(|p| p.class()).collect();
+        for r in 0..agg.rounds {
+            let round = lmgc::fl_transport::wire::Round(r);
+            assert!(
+                policy.assign(round, &classes).is_some(),
+                "{name}, round {r}"
+            );
+        }
+    }
 }

@@ -184,11 +184,12 @@ fn report(e: &ClientEvent) {
         ClientEvent::Training { round } => eprintln!("round {round}: training"),
         ClientEvent::Encoded {
             round,
+            payload,
             raw_bytes,
             wire_bytes,
             secs,
         } => eprintln!(
-            "round {round}: update {raw_bytes} B -> {wire_bytes} B ({:.2}%) in {secs:.2} s",
+            "round {round}: {payload} update {raw_bytes} B -> {wire_bytes} B ({:.2}%) in {secs:.2} s",
             100.0 * *wire_bytes as f64 / (*raw_bytes).max(1) as f64
         ),
         ClientEvent::Uploading { round, offset, len } if *offset > 0 => {

@@ -14,6 +14,8 @@
 //! ever acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use lmgc_core::payload::PayloadClass;
@@ -61,8 +63,69 @@ pub struct RoundPolicy {
     pub max_update_bytes: u64,
     /// Acknowledge stored bytes at least this often.
     pub ack_every: u64,
-    /// Payload classes accepted from clients.
+    /// Payload classes accepted from clients from round 0 on.
     pub payloads: Vec<PayloadClass>,
+    /// Later changes of the accepted classes, by ascending round.
+    pub payload_schedule: Vec<PayloadStep>,
+}
+
+/// From round `from_round` on (until the next step), the payload classes a round accepts: a
+/// run can start dense, while the model moves fast, and move its clients to quantized or
+/// sparse updates later. Each selected client sends its own first choice among them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadStep {
+    /// The first round of the step.
+    pub from_round: u64,
+    /// The classes accepted.
+    pub payloads: Vec<PayloadClass>,
+}
+
+impl FromStr for PayloadStep {
+    type Err = Error;
+
+    /// `ROUND:CLASS[+CLASS...]`, e.g. `3:quantized+dense`.
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::Config(format!(
+                "payload step {s:?}: {why}; write ROUND:CLASS[+CLASS...] with classes dense, \
+                 quantized, sparse (e.g. 3:quantized+dense)"
+            ))
+        };
+        let (round, classes) = s.trim().split_once(':').ok_or_else(|| bad("no ':'"))?;
+        let from_round = round
+            .trim()
+            .parse()
+            .map_err(|_| bad("the round is not a number"))?;
+        let payloads = classes
+            .split('+')
+            .map(|c| match c.trim() {
+                "dense" => Ok(PayloadClass::Dense),
+                "quantized" => Ok(PayloadClass::Quantized),
+                "sparse" => Ok(PayloadClass::Sparse),
+                other => Err(bad(&format!("unknown class {other:?}"))),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PayloadStep {
+            from_round,
+            payloads,
+        })
+    }
+}
+
+impl fmt::Display for PayloadStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.from_round, join(&self.payloads, "+"))
+    }
+}
+
+/// Items of a list in words, joined by `sep`.
+fn join<T: ToString>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 impl RoundPolicy {
@@ -82,12 +145,75 @@ impl RoundPolicy {
                 "max_update_bytes and ack_every must be positive".into(),
             ));
         }
-        if self.payloads.is_empty() {
-            return Err(Error::Config(
-                "payloads is empty: accept at least one of dense, quantized, sparse".into(),
-            ));
+        let lists = std::iter::once(&self.payloads)
+            .chain(self.payload_schedule.iter().map(|s| &s.payloads));
+        for list in lists {
+            if list.is_empty() {
+                return Err(Error::Config(
+                    "a payload list is empty: accept at least one of dense, quantized, sparse"
+                        .into(),
+                ));
+            }
+            if list.iter().enumerate().any(|(i, c)| list[..i].contains(c)) {
+                return Err(Error::Config(format!(
+                    "payload list [{}] names a class twice",
+                    join(list, ", ")
+                )));
+            }
+        }
+        let mut last = None;
+        for step in &self.payload_schedule {
+            if last.is_some_and(|l| step.from_round <= l) {
+                return Err(Error::Config(format!(
+                    "payload_schedule: step {step} does not come after the round of the step \
+                     before it; list the steps by ascending round"
+                )));
+            }
+            if step.from_round >= self.rounds {
+                return Err(Error::Config(format!(
+                    "payload_schedule: step {step} starts after the last round ({}) and would \
+                     never apply",
+                    self.rounds - 1
+                )));
+            }
+            last = Some(step.from_round);
         }
         Ok(())
+    }
+
+    /// The payload classes `round` accepts, most preferred first.
+    pub fn payloads_for(&self, round: Round) -> &[PayloadClass] {
+        self.payload_schedule
+            .iter()
+            .rev()
+            .find(|s| s.from_round <= round.0)
+            .map_or(&self.payloads, |s| &s.payloads)
+    }
+
+    /// Every class some round of the run accepts, in order of first appearance.
+    pub fn payloads_of_run(&self) -> Vec<PayloadClass> {
+        let mut out: Vec<PayloadClass> = Vec::new();
+        let starts_later = self
+            .payload_schedule
+            .first()
+            .is_none_or(|s| s.from_round > 0);
+        let base = starts_later.then_some(&self.payloads);
+        let lists = base
+            .into_iter()
+            .chain(self.payload_schedule.iter().map(|s| &s.payloads));
+        for c in lists.flatten() {
+            if !out.contains(c) {
+                out.push(*c);
+            }
+        }
+        out
+    }
+
+    /// The class a client offering `offered` (most preferred first) sends in `round`: its
+    /// first choice among the classes the round accepts; `None` if the round accepts none.
+    pub fn assign(&self, round: Round, offered: &[PayloadClass]) -> Option<PayloadClass> {
+        let accepted = self.payloads_for(round);
+        offered.iter().find(|c| accepted.contains(c)).copied()
     }
 }
 
@@ -108,6 +234,22 @@ pub struct AcceptedUpdate {
     pub encode_secs: f64,
     /// Aggregator's decompression time.
     pub decode_secs: f64,
+    /// What the client sent (state files of earlier versions: dense).
+    #[serde(default = "dense")]
+    pub payload: PayloadClass,
+}
+
+fn dense() -> PayloadClass {
+    PayloadClass::Dense
+}
+
+/// What decoding a completed upload found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoded {
+    /// Seconds spent decoding and checking.
+    pub secs: f64,
+    /// The update's payload class.
+    pub payload: PayloadClass,
 }
 
 /// Everything a restarted aggregator needs to resume: written atomically after every
@@ -234,6 +376,8 @@ pub enum Action {
 #[derive(Debug)]
 struct Conn {
     client: Option<ClientId>,
+    /// The payload classes the client offered, most preferred first.
+    payloads: Vec<PayloadClass>,
 }
 
 #[derive(Debug)]
@@ -346,6 +490,11 @@ impl Aggregator {
         self.state.round
     }
 
+    /// The rules of the run.
+    pub fn policy(&self) -> &RoundPolicy {
+        &self.policy
+    }
+
     /// The persisted view of the current state.
     pub fn state(&self) -> &RoundState {
         &self.state
@@ -384,7 +533,13 @@ impl Aggregator {
 
     /// A new connection (before its first message).
     pub fn handle_connect(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn { client: None });
+        self.conns.insert(
+            conn,
+            Conn {
+                client: None,
+                payloads: Vec::new(),
+            },
+        );
     }
 
     /// A message on a connection's control stream. A protocol violation closes the
@@ -394,15 +549,7 @@ impl Aggregator {
             return;
         };
         match (state.client.clone(), msg) {
-            (
-                None,
-                ClientMsg::Hello {
-                    protocol,
-                    client,
-                    token,
-                    codecs,
-                },
-            ) => self.hello(now, conn, protocol, client, &token, &codecs),
+            (None, hello @ ClientMsg::Hello { .. }) => self.hello(now, conn, hello),
             (None, _) => self.reject(conn, "the first message must be Hello".into()),
             (Some(_), ClientMsg::Hello { .. }) => {
                 self.actions
@@ -449,15 +596,17 @@ impl Aggregator {
         ))
     }
 
-    fn hello(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        protocol: u32,
-        client: ClientId,
-        token: &str,
-        codecs: &[CodecOffer],
-    ) {
+    fn hello(&mut self, now: Instant, conn: ConnId, hello: ClientMsg) {
+        let ClientMsg::Hello {
+            protocol,
+            client,
+            token,
+            codecs,
+            payloads,
+        } = hello
+        else {
+            return;
+        };
         if protocol != PROTOCOL_VERSION {
             let e = Error::Version {
                 ours: PROTOCOL_VERSION,
@@ -465,16 +614,28 @@ impl Aggregator {
             };
             return self.reject(conn, e.to_string());
         }
-        if !self.auth.check(&client, token) {
+        if !self.auth.check(&client, &token) {
             return self.reject(
                 conn,
                 format!("client {client}: unknown client or wrong token"),
             );
         }
-        let codec = match self.negotiate(codecs) {
+        let codec = match self.negotiate(&codecs) {
             Ok(c) => c,
             Err(e) => return self.reject(conn, e),
         };
+        let run = self.policy.payloads_of_run();
+        if !payloads.iter().any(|c| run.contains(c)) {
+            return self.reject(
+                conn,
+                format!(
+                    "no payload class in common: the client sends [{}], the aggregator accepts \
+                     only [{}]",
+                    join(&payloads, ", "),
+                    join(&run, ", ")
+                ),
+            );
+        }
         // A client that reconnects replaces its old connection.
         if let Some(old) = self.online.insert(client.clone(), conn)
             && old != conn
@@ -490,6 +651,7 @@ impl Aggregator {
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.client = Some(client.clone());
+            c.payloads = payloads;
         }
         self.send(
             conn,
@@ -499,7 +661,7 @@ impl Aggregator {
                 max_update_bytes: self.policy.max_update_bytes,
                 rounds: self.policy.rounds,
                 update: self.policy.update,
-                payloads: self.policy.payloads.clone(),
+                payloads: run,
             },
         );
         match self.phase {
@@ -530,12 +692,44 @@ impl Aggregator {
         }
     }
 
+    /// The payload class `client` sends this round, if it is online and offers one the
+    /// round accepts.
+    fn assignment(&self, client: &ClientId) -> Option<PayloadClass> {
+        let conn = self.online.get(client)?;
+        let offered = &self.conns.get(conn)?.payloads;
+        self.policy.assign(self.state.round, offered)
+    }
+
+    /// Why `client` cannot take part in this round, in words it can act on.
+    fn ineligible(&self, client: &ClientId) -> String {
+        let offered = self
+            .online
+            .get(client)
+            .and_then(|c| self.conns.get(c))
+            .map(|c| join(&c.payloads, ", "))
+            .unwrap_or_default();
+        format!(
+            "round {} accepts only [{}] payloads and this client sends [{offered}]",
+            self.state.round,
+            join(self.policy.payloads_for(self.state.round), ", ")
+        )
+    }
+
     fn invite(&mut self, conn: ConnId) {
+        let Some(client) = self.client_of(conn).cloned() else {
+            return;
+        };
+        let Some(payload) = self.assignment(&client) else {
+            let reason = self.ineligible(&client);
+            let round = self.state.round;
+            return self.send(conn, ServerMsg::Wait { round, reason });
+        };
         self.send(
             conn,
             ServerMsg::RoundStart {
                 round: self.state.round,
                 model: self.state.model,
+                payload,
             },
         );
         self.actions.push_back(Action::SendModel(conn));
@@ -726,7 +920,7 @@ impl Aggregator {
         &mut self,
         now: Instant,
         key: &UploadKey,
-        result: std::result::Result<f64, String>,
+        result: std::result::Result<Decoded, String>,
     ) {
         let Some(u) = self
             .uploads
@@ -740,7 +934,7 @@ impl Aggregator {
         self.partials.remove(key);
         let conn = self.online.get(&key.client).copied();
         match result {
-            Ok(decode_secs) if key.round == self.state.round => {
+            Ok(decoded) if key.round == self.state.round => {
                 let a = AcceptedUpdate {
                     client: key.client.clone(),
                     samples: offer.samples,
@@ -748,7 +942,8 @@ impl Aggregator {
                     wire_bytes: offer.len,
                     raw_bytes: offer.raw_len,
                     encode_secs: offer.encode_secs,
-                    decode_secs,
+                    decode_secs: decoded.secs,
+                    payload: decoded.payload,
                 };
                 let at = self.state.accepted.partition_point(|x| x.client < a.client);
                 self.state.accepted.insert(at, a);
@@ -861,13 +1056,29 @@ impl Aggregator {
             Phase::Waiting { since: None } => self.policy.min_clients,
             _ => return,
         };
-        if self.online.len() >= enough {
+        let eligible = self
+            .online
+            .keys()
+            .filter(|c| self.assignment(c).is_some())
+            .count();
+        if eligible >= enough {
             self.start(now);
         }
     }
 
     fn start(&mut self, now: Instant) {
-        let mut pool: Vec<ClientId> = self.online.keys().cloned().collect();
+        let (mut pool, left_out): (Vec<ClientId>, Vec<ClientId>) = self
+            .online
+            .keys()
+            .cloned()
+            .partition(|c| self.assignment(c).is_some());
+        for client in left_out {
+            let reason = self.ineligible(&client);
+            if let Some(&conn) = self.online.get(&client) {
+                let round = self.state.round;
+                self.send(conn, ServerMsg::Wait { round, reason });
+            }
+        }
         shuffle(&mut pool, self.policy.seed ^ self.state.round.0);
         pool.truncate(self.policy.clients_per_round);
         pool.sort();
@@ -890,7 +1101,7 @@ impl Aggregator {
         let mut pool: Vec<ClientId> = self
             .online
             .keys()
-            .filter(|c| !self.state.selected.contains(c))
+            .filter(|c| !self.state.selected.contains(c) && self.assignment(c).is_some())
             .cloned()
             .collect();
         shuffle(

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use lmgc_core::Gradient;
 use lmgc_core::fsutil::write_atomic;
 use lmgc_core::io::safetensors_bytes;
-use lmgc_core::payload::{self, PayloadSpec};
+use lmgc_core::payload::{self, PayloadClass, PayloadSpec};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -57,6 +57,8 @@ pub enum ClientEvent {
     Encoded {
         /// The round.
         round: Round,
+        /// What was sent (the aggregator named its class for the round).
+        payload: PayloadSpec,
         /// Bytes before compression.
         raw_bytes: u64,
         /// Bytes to send.
@@ -119,7 +121,8 @@ pub struct Client {
     codecs: Arc<dyn UpdateCodecs>,
     trainer: Arc<Mutex<Box<dyn Trainer>>>,
     hook: Option<EventHook>,
-    payload: PayloadSpec,
+    /// What this client can send, most preferred first, one per class.
+    payloads: Vec<PayloadSpec>,
     /// What lossy payloads left out so far (error feedback); in memory only, so a restarted
     /// client starts again from zero.
     residual: Arc<Mutex<Option<Gradient>>>,
@@ -172,7 +175,7 @@ impl Client {
         trainer: Box<dyn Trainer>,
     ) -> Result<Client> {
         let token = config.token()?;
-        let payload = config.payload()?;
+        let payloads = config.payloads()?;
         let trust = Trust::from_config(config.server_fingerprint.as_deref(), config.ca.as_deref())?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(&config.state_dir, e))?;
         Ok(Client {
@@ -182,7 +185,7 @@ impl Client {
             codecs,
             trainer: Arc::new(Mutex::new(trainer)),
             hook: None,
-            payload,
+            payloads,
             residual: Arc::new(Mutex::new(None)),
         })
     }
@@ -193,11 +196,27 @@ impl Client {
         self
     }
 
-    /// This round's payload spec: stochastic rounding gets a seed of its own per client and
-    /// round, so payloads are reproducible and rounding noise does not repeat.
-    fn payload_for(&self, round: Round) -> PayloadSpec {
-        if !self.payload.is_stochastic() {
-            return self.payload;
+    /// The payload classes this client offers, most preferred first.
+    fn payload_classes(&self) -> Vec<PayloadClass> {
+        self.payloads.iter().map(PayloadSpec::class).collect()
+    }
+
+    /// This round's payload spec, of the class the aggregator named: stochastic rounding
+    /// gets a seed of its own per client and round, so payloads are reproducible and
+    /// rounding noise does not repeat.
+    fn payload_for(&self, round: Round, class: PayloadClass) -> Result<PayloadSpec> {
+        let spec = *self
+            .payloads
+            .iter()
+            .find(|p| p.class() == class)
+            .ok_or_else(|| {
+                Error::Protocol(format!(
+                    "the aggregator asks for a {class} payload in round {round}, which this \
+                     client did not offer"
+                ))
+            })?;
+        if !spec.is_stochastic() {
+            return Ok(spec);
         }
         let seed = self
             .config
@@ -207,7 +226,7 @@ impl Client {
             .fold(round.0.wrapping_mul(0x9e37_79b9_7f4a_7c15), |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
             });
-        self.payload.with_stochastic_rounding(seed)
+        Ok(spec.with_stochastic_rounding(seed))
     }
 
     fn emit(&mut self, e: ClientEvent) {
@@ -333,6 +352,7 @@ impl Client {
                 client: self.config.client_id.clone(),
                 token: self.token.clone(),
                 codecs: self.offers()?,
+                payloads: self.payload_classes(),
             },
         )
         .await?;
@@ -350,12 +370,11 @@ impl Client {
                         theirs: protocol,
                     }));
                 }
-                if !payloads.contains(&self.payload.class()) {
+                if !self.payloads.iter().any(|p| payloads.contains(&p.class())) {
                     return Err(Retry::Fatal(Error::Config(format!(
-                        "payload = {:?} is {}, and the aggregator accepts only {}; choose a \
-                         payload of those classes",
+                        "payload = {:?}, and the aggregator accepts only {}; add a payload of \
+                         those classes",
                         self.config.payload,
-                        self.payload.class(),
                         payloads
                             .iter()
                             .map(ToString::to_string)
@@ -402,14 +421,18 @@ impl Client {
                 ServerMsg::Wait { round, reason } => {
                     self.emit(ClientEvent::Waiting { round, reason })
                 }
-                ServerMsg::RoundStart { round, model } => {
+                ServerMsg::RoundStart {
+                    round,
+                    model,
+                    payload,
+                } => {
                     let global = match next_model(&mut models_rx, round, model).await {
                         Ok(g) => g,
                         Err(e) => break Err(e.into()),
                     };
                     let pending = match self.load_pending(round, model) {
                         Some(p) => p,
-                        None => match self.prepare(round, model, &codec, global).await {
+                        None => match self.prepare(round, model, &codec, global, payload).await {
                             Ok(p) => p,
                             Err(e) => break Err(e.into()),
                         },
@@ -544,30 +567,34 @@ impl Client {
         model: Digest,
         codec: &CodecOffer,
         global: Gradient,
+        class: PayloadClass,
     ) -> Result<(Pending, Arc<Vec<u8>>)> {
+        let spec = self.payload_for(round, class)?;
         self.emit(ClientEvent::Training { round });
         let trainer = self.trainer.clone();
         let codecs = self.codecs.clone();
         let codec = codec.clone();
-        let (spec, residual) = (self.payload_for(round), self.residual.clone());
+        let residual = self.residual.clone();
         let feedback = self.config.error_feedback;
         let (local, encoded, raw_len) = tokio::task::spawn_blocking(move || -> Result<_> {
             let local = trainer
                 .lock()
                 .map_err(|_| Error::Train("the trainer panicked earlier".into()))?
                 .train(round, &global)?;
-            let sent = if spec == PayloadSpec::Dense {
+            let mut residual = residual
+                .lock()
+                .map_err(|_| Error::Internal("a payload step panicked earlier".into()))?;
+            let kept = residual.as_ref().filter(|_| feedback);
+            let sent = if spec == PayloadSpec::Dense && kept.is_none() {
                 local.update.clone()
             } else {
-                let mut residual = residual
-                    .lock()
-                    .map_err(|_| Error::Internal("a payload step panicked earlier".into()))?;
-                let kept = residual.as_ref().filter(|_| feedback);
+                // A dense round after lossy ones sends what they left out, and owes nothing.
                 let (payload, left) = payload::reduce_with_feedback(&local.update, kept, &spec)
                     .map_err(|e| Error::Train(format!("making the {spec} payload: {e}")))?;
-                *residual = feedback.then_some(left);
+                *residual = (feedback && spec != PayloadSpec::Dense).then_some(left);
                 payload
             };
+            drop(residual);
             let encoded = encode_update(&*codecs, &codec, &sent)?;
             // Bandwidth is reported against the dense update, whatever the payload.
             let raw_len = safetensors_bytes(&local.update).len() as u64;
@@ -577,6 +604,7 @@ impl Client {
         .map_err(|e| Error::Train(format!("the trainer panicked: {e}")))??;
         self.emit(ClientEvent::Encoded {
             round,
+            payload: spec,
             raw_bytes: raw_len,
             wire_bytes: encoded.bytes.len() as u64,
             secs: encoded.encode_secs,

@@ -12,7 +12,7 @@ use std::time::Duration;
 use lmgc_core::payload::{PayloadClass, PayloadSpec};
 use serde::Deserialize;
 
-use crate::aggregator::{RoundPolicy, StragglerPolicy};
+use crate::aggregator::{PayloadStep, RoundPolicy, StragglerPolicy};
 use crate::wire::{ClientId, UpdateKind};
 use crate::{Error, Result};
 
@@ -50,8 +50,12 @@ pub struct AggregatorConfig {
     /// Codecs this aggregator decodes, in order of preference.
     pub codecs: Vec<String>,
     /// Payload classes accepted from clients: `dense`, `quantized` (8/4-bit values with
-    /// scales), `sparse` (top-k). Default: all three.
+    /// scales), `sparse` (top-k). Default: all three. Each selected client sends its own
+    /// first choice among the classes its round accepts.
     pub payloads: Vec<PayloadClass>,
+    /// Changes of `payloads` from a given round on, by ascending round
+    /// (`[[payload_schedule]]` tables of `from_round` and `payloads`).
+    pub payload_schedule: Vec<PayloadStep>,
     /// Whether a client whose preferred codec is not available may fall back to another
     /// codec both sides have; otherwise the handshake fails.
     pub codec_fallback: bool,
@@ -116,6 +120,7 @@ impl Default for AggregatorConfig {
             ],
             codec_fallback: true,
             payloads: PayloadClass::ALL.to_vec(),
+            payload_schedule: Vec::new(),
             initial_model: None,
             metrics: None,
             idle_timeout_secs: 20.0,
@@ -155,6 +160,7 @@ impl AggregatorConfig {
             max_update_bytes: self.max_update_bytes,
             ack_every: 1 << 20,
             payloads: self.payloads.clone(),
+            payload_schedule: self.payload_schedule.clone(),
         };
         p.validate()?;
         Ok(p)
@@ -214,8 +220,10 @@ pub struct ClientConfig {
     /// Codecs to encode updates with, most preferred first.
     #[serde(default = "default_client_codecs")]
     pub codecs: Vec<String>,
-    /// What the client sends (`lmgc payload` names): `dense`, `q8`, `q4` (`-channel`,
-    /// `-stochastic`), `topP%`. The aggregator must accept its class.
+    /// What the client can send (`lmgc payload` names), most preferred first and
+    /// comma-separated: `dense`, `q8`, `q4` (`-channel`, `-stochastic`), `topP%`; e.g.
+    /// `top1%,q4,dense`. Each round the client sends its first payload whose class the
+    /// round accepts (the aggregator names the class when it starts the round).
     #[serde(default = "default_payload")]
     pub payload: String,
     /// Carry what a lossy payload left out into the next round's update (error feedback).
@@ -279,15 +287,28 @@ impl ClientConfig {
         let c: Self = read_toml(path)?;
         c.token()?;
         c.idle_timeout()?;
-        c.payload()?;
+        c.payloads()?;
         Ok(c)
     }
 
-    /// The payload the client sends.
-    pub fn payload(&self) -> Result<PayloadSpec> {
-        self.payload
-            .parse()
-            .map_err(|e| Error::Config(format!("payload = {:?}: {e}", self.payload)))
+    /// The payloads the client can send, most preferred first; at most one per class (a
+    /// round names a class, so a second one of the same class would never be sent).
+    pub fn payloads(&self) -> Result<Vec<PayloadSpec>> {
+        let mut out: Vec<PayloadSpec> = Vec::new();
+        for name in self.payload.split(',').map(str::trim) {
+            let spec: PayloadSpec = name
+                .parse()
+                .map_err(|e| Error::Config(format!("payload = {:?}: {e}", self.payload)))?;
+            if let Some(other) = out.iter().find(|o| o.class() == spec.class()) {
+                return Err(Error::Config(format!(
+                    "payload = {:?}: {other} and {spec} are both {}; give one payload per class",
+                    self.payload,
+                    spec.class()
+                )));
+            }
+            out.push(spec);
+        }
+        Ok(out)
     }
 
     /// The idle timeout.
@@ -343,5 +364,84 @@ mod tests {
         .unwrap();
         let c = ClientConfig::load(&p).unwrap();
         assert_eq!(c.train["kind"].as_str(), Some("files"));
+        let payloads = |list: &str| {
+            let c = ClientConfig {
+                payload: list.into(),
+                ..c.clone()
+            };
+            c.payloads()
+                .map(|v| v.iter().map(ToString::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(payloads(" q4 , dense").unwrap(), ["q4", "dense"]);
+        assert!(
+            payloads("q4,q8")
+                .unwrap_err()
+                .to_string()
+                .contains("one payload per class")
+        );
+        assert!(payloads("q4,").is_err());
+    }
+
+    #[test]
+    fn payload_schedules_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.toml");
+        let head = "rounds = 6\npayloads = [\"dense\"]\n";
+        std::fs::write(
+            &p,
+            format!(
+                "{head}[[payload_schedule]]\nfrom_round = 2\npayloads = [\"quantized\", \"dense\"]\n\
+                 [[payload_schedule]]\nfrom_round = 4\npayloads = [\"sparse\"]\n"
+            ),
+        )
+        .unwrap();
+        let policy = AggregatorConfig::load(&p).unwrap().policy().unwrap();
+        use PayloadClass::*;
+        let at = |r| policy.payloads_for(crate::wire::Round(r)).to_vec();
+        assert_eq!((at(0), at(1)), (vec![Dense], vec![Dense]));
+        assert_eq!(
+            (at(2), at(3)),
+            (vec![Quantized, Dense], vec![Quantized, Dense])
+        );
+        assert_eq!(at(5), vec![Sparse]);
+        assert_eq!(policy.payloads_of_run(), vec![Dense, Quantized, Sparse]);
+        assert_eq!(
+            policy.assign(crate::wire::Round(3), &[Sparse, Dense]),
+            Some(Dense)
+        );
+        assert_eq!(policy.assign(crate::wire::Round(4), &[Dense]), None);
+        for (bad, why) in [
+            (
+                "from_round = 4\npayloads = [\"dense\"]\n[[payload_schedule]]\nfrom_round = 4\npayloads = [\"sparse\"]",
+                "ascending",
+            ),
+            ("from_round = 6\npayloads = [\"sparse\"]", "never apply"),
+            ("from_round = 1\npayloads = []", "empty"),
+            (
+                "from_round = 1\npayloads = [\"sparse\", \"sparse\"]",
+                "twice",
+            ),
+            ("from_round = 1\npayload = [\"sparse\"]", "unknown field"),
+        ] {
+            std::fs::write(&p, format!("{head}[[payload_schedule]]\n{bad}\n")).unwrap();
+            let e = AggregatorConfig::load(&p).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // A schedule from round 0 replaces `payloads` entirely.
+        std::fs::write(
+            &p,
+            format!("{head}[[payload_schedule]]\nfrom_round = 0\npayloads = [\"sparse\"]\n"),
+        )
+        .unwrap();
+        let policy = AggregatorConfig::load(&p).unwrap().policy().unwrap();
+        assert_eq!(policy.payloads_of_run(), vec![Sparse]);
+        let step: PayloadStep = "3:quantized+dense".parse().unwrap();
+        assert_eq!(
+            (step.from_round, step.to_string()),
+            (3, "3:quantized+dense".to_string())
+        );
+        for bad in ["3", "x:dense", "3:dense+q4", "3:"] {
+            assert!(bad.parse::<PayloadStep>().is_err(), "{bad}");
+        }
     }
 }

@@ -5,10 +5,12 @@
 //!
 //! ```text
 //!  client ── QUIC/TLS 1.3 (ALPN lmgc-fl/1) ──────────────────────────── aggregator
-//!   Hello{id, token, codecs}  ── control stream (bidi) ──▶  auth, version, codec
+//!   Hello{id, token, codecs,  ── control stream (bidi) ──▶  auth, version, codec,
+//!         payload classes}                                   payload classes of the run
 //!                             ◀── Welcome / Reject
-//!                             ◀── RoundStart{round, digest}    + model on a uni stream
-//!   train, encode (.lmgc)
+//!                             ◀── RoundStart{round, digest,    + model on a uni stream
+//!                                            payload class}    (the round's schedule)
+//!   train, reduce, encode (.lmgc)
 //!   Offer{digest, len, samples} ─▶                    ◀── Resume{offset}
 //!   update bytes [offset..)   ── uni stream ──────────▶  partial file, Ack{received}
 //!                                                        digest, decode, check → state

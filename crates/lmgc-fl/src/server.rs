@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::aggregator::{
-    Action, Aggregator, ConnId, RoundState, RoundSummary, UploadKey, UploadPermit,
+    Action, Aggregator, ConnId, Decoded, RoundState, RoundSummary, UploadKey, UploadPermit,
 };
 use crate::auth::Auth;
 use crate::codec::{UpdateCodecs, pack_model, unpack_model};
@@ -90,7 +90,7 @@ enum Event {
     ),
     Progress(ConnId, UploadKey, u64),
     Closed(ConnId),
-    Decoded(UploadKey, std::result::Result<f64, String>),
+    Decoded(UploadKey, std::result::Result<Decoded, String>),
     Aggregated(Round, Result<Aggregated>),
 }
 
@@ -221,7 +221,6 @@ impl Server {
         } = self;
         let policy = config.policy()?;
         let update_kind = policy.update;
-        let payloads = Arc::new(policy.payloads.clone());
         let now = Instant::now();
         let partials = store.partials()?;
         let mut agg = Aggregator::new(
@@ -289,13 +288,9 @@ impl Server {
                         }
                     }
                     Action::Decode(key, offer) => {
-                        let (store, codecs, model, tx, payloads) = (
-                            store.clone(),
-                            codecs.clone(),
-                            model.clone(),
-                            ev_tx.clone(),
-                            payloads.clone(),
-                        );
+                        let payloads = agg.policy().payloads_for(key.round).to_vec();
+                        let (store, codecs, model, tx) =
+                            (store.clone(), codecs.clone(), model.clone(), ev_tx.clone());
                         tokio::task::spawn_blocking(move || {
                             let r = decode_update(
                                 &store,
@@ -400,8 +395,8 @@ impl Server {
                         Event::Decoded(key, r) => {
                             if let Err(e) = &r {
                                 warn!(client = %key.client, round = %key.round, "update refused: {e}");
-                            } else {
-                                info!(client = %key.client, round = %key.round, "update accepted");
+                            } else if let Ok(d) = &r {
+                                info!(client = %key.client, round = %key.round, payload = %d.payload, "update accepted");
                             }
                             agg.handle_decoded(now, &key, r);
                         }
@@ -473,9 +468,10 @@ pub fn metrics_line(r: &RoundReport) -> serde_json::Value {
     })
 }
 
-/// Checks, decodes and stores a completed upload: `Ok(decode seconds)` or why it is refused.
-/// A low-precision payload of an accepted class is densified (bounded by the model's size)
-/// and stored dense, so aggregation reads every update alike.
+/// Checks, decodes and stores a completed upload: what it was, or why it is refused.
+/// `payloads` are the classes its round accepts; a low-precision payload of one of them is
+/// densified (bounded by the model's size) and stored dense, so aggregation reads every
+/// update alike.
 fn decode_update(
     store: &StateDir,
     codecs: &dyn UpdateCodecs,
@@ -484,7 +480,7 @@ fn decode_update(
     offer: &Offer,
     max_raw: u64,
     payloads: &[PayloadClass],
-) -> std::result::Result<f64, String> {
+) -> std::result::Result<Decoded, String> {
     let start = Instant::now();
     let path = store.partial_path(key);
     let bytes = std::fs::read(&path).map_err(|e| format!("aggregator storage: {e}"))?;
@@ -510,7 +506,8 @@ fn decode_update(
     let class = payload::class_of(&source.gradient).map_err(|e| e.to_string())?;
     if !payloads.contains(&class) {
         return Err(format!(
-            "a {class} payload; this aggregator accepts {}",
+            "a {class} payload; round {} accepts {}",
+            key.round,
             payloads
                 .iter()
                 .map(ToString::to_string)
@@ -530,7 +527,10 @@ fn decode_update(
     fedavg::check_update(model, &update).map_err(|e| e.to_string())?;
     write_atomic(&store.accepted_path(key.round, &key.client), &stored)
         .map_err(|e| format!("aggregator storage: {e}"))?;
-    Ok(start.elapsed().as_secs_f64())
+    Ok(Decoded {
+        secs: start.elapsed().as_secs_f64(),
+        payload: class,
+    })
 }
 
 fn aggregate(

@@ -17,7 +17,7 @@ use sha2::{Digest as _, Sha256};
 use crate::{Error, Result};
 
 /// Version of this protocol; both sides must speak the same one.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The ALPN identifier of the protocol, so a QUIC endpoint of another application is
 /// refused during the TLS handshake.
@@ -215,6 +215,9 @@ pub enum ClientMsg {
         token: String,
         /// Codecs the client can encode with, most preferred first.
         codecs: Vec<CodecOffer>,
+        /// Payload classes the client can send ([`lmgc_core::payload`]), most preferred
+        /// first: the aggregator assigns one per round from those.
+        payloads: Vec<PayloadClass>,
     },
     /// The client has an update for `round` and asks where to start sending it.
     Offer(Offer),
@@ -252,8 +255,8 @@ pub enum ServerMsg {
         rounds: u64,
         /// How updates combine with the model.
         update: UpdateKind,
-        /// Payload classes the aggregator accepts (dense, quantized, sparse): the client
-        /// reduces its updates to one of them ([`lmgc_core::payload`]).
+        /// Payload classes the aggregator accepts in some round of the run (dense,
+        /// quantized, sparse); each [`ServerMsg::RoundStart`] names the one for that round.
         payloads: Vec<PayloadClass>,
     },
     /// The handshake failed; the connection closes after this message.
@@ -274,6 +277,9 @@ pub enum ServerMsg {
         round: Round,
         /// SHA-256 of the model bytes that follow.
         model: Digest,
+        /// The payload class the client sends this round: its first choice among the
+        /// classes the round accepts.
+        payload: PayloadClass,
     },
     /// Answer to an [`Offer`]: send the update from `offset` on.
     Resume {
@@ -377,6 +383,7 @@ mod tests {
             client: ClientId("../etc".into()),
             token: String::new(),
             codecs: vec![],
+            payloads: vec![PayloadClass::Dense],
         };
         let frame = encode(&msg);
         assert!(decode::<ClientMsg>(&frame[4..]).is_err());

@@ -57,15 +57,16 @@ impl Trainer for Deterministic {
 
 /// The FedAvg of the clients' updates, computed directly (f64 sums in client order).
 fn expected(clients: &[&str], rounds: u64, n: usize) -> Vec<Vec<f32>> {
-    expected_with(clients, rounds, n, &|g| g)
+    expected_with(clients, rounds, n, &|_, g| g)
 }
 
-/// [`expected`] with each update passed through `sent` (what the aggregator receives).
+/// [`expected`] with each update of round `r` passed through `sent(r, update)` (what the
+/// aggregator receives).
 fn expected_with(
     clients: &[&str],
     rounds: u64,
     n: usize,
-    sent: &dyn Fn(Gradient) -> Gradient,
+    sent: &dyn Fn(u64, Gradient) -> Gradient,
 ) -> Vec<Vec<f32>> {
     let mut global: Vec<Vec<f32>> = model(n, 1)
         .tensors()
@@ -79,7 +80,7 @@ fn expected_with(
             .iter()
             .map(|c| {
                 let (g, s) = update_of(c, r, n);
-                let g = sent(g);
+                let g = sent(r, g);
                 (g.tensors().iter().map(|t| t.to_f32().unwrap()).collect(), s)
             })
             .collect();
@@ -244,23 +245,26 @@ async fn fedavg_over_quic_equals_the_direct_weighted_mean() {
     assert!(line["ratio"].as_f64().unwrap() < 1.0);
 }
 
-/// Clients send q8 payloads (no error feedback, so the result is computable directly): the
-/// aggregator densifies them and averages the dequantized updates, and the wire carries about
-/// a quarter of the dense bytes. A client whose payload class an aggregator does not accept
-/// stops at the handshake with a message that names both.
+/// The aggregator's schedule takes dense updates in round 0 and quantized ones from round 1;
+/// clients that can send either (`q8,dense`, no error feedback, so the result is computable
+/// directly) follow it: the aggregator densifies the q8 payloads and averages the dequantized
+/// updates, and the wire carries about a quarter of the dense bytes in round 1. A client with
+/// no payload class of the run stops at the handshake with a message that names both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn quantized_payloads_are_densified_and_averaged() {
+async fn payload_classes_follow_the_aggregators_schedule() {
     logs();
     let dir = tempfile::tempdir().unwrap();
     let n = 3000;
-    let cfg = aggregator_config(dir.path(), 2, 2, 2, 2);
+    let mut cfg = aggregator_config(dir.path(), 2, 2, 2, 2);
+    cfg.payloads = vec![PayloadClass::Dense];
+    cfg.payload_schedule = vec!["1:quantized".parse().unwrap()];
     let (addr, fp, srv) = start(&cfg, n);
     let names = ["c00", "c01"];
     let runs: Vec<_> = names
         .iter()
         .map(|c| {
             let mut config = client_config(dir.path(), c, addr, &fp);
-            config.payload = "q8".into();
+            config.payload = "q8,dense".into();
             config.error_feedback = false;
             let trainer = Deterministic {
                 client: (*c).into(),
@@ -275,8 +279,9 @@ async fn quantized_payloads_are_densified_and_averaged() {
         })
         .collect();
     let q8: PayloadSpec = "q8".parse().unwrap();
-    let want = expected_with(&names, 2, n, &|g| {
-        payload::densify(&payload::reduce(&g, &q8).unwrap(), u64::MAX).unwrap()
+    let want = expected_with(&names, 2, n, &|round, g| match round {
+        0 => g,
+        _ => payload::densify(&payload::reduce(&g, &q8).unwrap(), u64::MAX).unwrap(),
     });
     assert_ne!(want, expected(&names, 2, n));
     for r in runs {
@@ -286,8 +291,16 @@ async fn quantized_payloads_are_densified_and_averaged() {
     }
     assert_eq!(values(&join(srv).await.model), want);
     let metrics = std::fs::read_to_string(cfg.metrics_path()).unwrap();
-    let line: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
-    assert!(line["ratio"].as_f64().unwrap() < 0.3, "{line}");
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (line, class) in lines.iter().zip(["dense", "quantized"]) {
+        let clients = line["clients"].as_array().unwrap();
+        assert!(clients.iter().all(|c| c["payload"] == class), "{line}");
+    }
+    assert!(lines[0]["ratio"].as_f64().unwrap() > 0.5, "{}", lines[0]);
+    assert!(lines[1]["ratio"].as_f64().unwrap() < 0.3, "{}", lines[1]);
 
     // An aggregator that takes dense updates only.
     let strict_dir = dir.path().join("strict");
@@ -312,7 +325,7 @@ async fn quantized_payloads_are_densified_and_averaged() {
     .unwrap()
     .unwrap_err();
     assert!(
-        matches!(&e, Error::Config(m) if m.contains("top10%") && m.contains("accepts only dense")),
+        matches!(&e, Error::Rejected(m) if m.contains("[sparse]") && m.contains("accepts only [dense]")),
         "{e}"
     );
     srv.abort();
@@ -590,6 +603,7 @@ impl Raw {
             client: ClientId::new("evil").unwrap(),
             token: TOKEN.into(),
             codecs: vec![wire::CodecOffer::classical("bytegroup")],
+            payloads: vec![PayloadClass::Dense],
         })
         .await;
     }

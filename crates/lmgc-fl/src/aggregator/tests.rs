@@ -20,7 +20,15 @@ fn policy(cpr: usize, min: usize, rounds: u64, straggler: StragglerPolicy) -> Ro
         max_update_bytes: 1000,
         ack_every: 100,
         payloads: PayloadClass::ALL.to_vec(),
+        payload_schedule: Vec::new(),
     }
+}
+
+fn decoded(secs: f64) -> std::result::Result<Decoded, String> {
+    Ok(Decoded {
+        secs,
+        payload: PayloadClass::Dense,
+    })
 }
 
 fn auth(n: usize) -> Auth {
@@ -117,6 +125,10 @@ impl Sim {
     }
 
     fn connect(&mut self, conn: u64, client: &str) {
+        self.connect_offering(conn, client, &PayloadClass::ALL);
+    }
+
+    fn connect_offering(&mut self, conn: u64, client: &str, payloads: &[PayloadClass]) {
         self.agg.handle_connect(ConnId(conn));
         self.agg.handle_message(
             self.now,
@@ -126,6 +138,7 @@ impl Sim {
                 client: id(client),
                 token: TOKEN.into(),
                 codecs: bytegroup(),
+                payloads: payloads.to_vec(),
             },
         );
         self.drain();
@@ -177,7 +190,7 @@ impl Sim {
             .handle_upload_progress(ConnId(conn), &permit.key, o.len);
         self.drain();
         let (key, _) = self.decodes.pop().expect("a decode request");
-        self.agg.handle_decoded(self.now, &key, Ok(0.25));
+        self.agg.handle_decoded(self.now, &key, decoded(0.25));
         self.drain();
     }
 
@@ -244,6 +257,7 @@ fn handshake_refusals() {
         client: id(client),
         token: token.into(),
         codecs,
+        payloads: vec![PayloadClass::Dense],
     };
     let cases = [
         (
@@ -263,6 +277,16 @@ fn handshake_refusals() {
                 vec![CodecOffer::classical("zstd")],
             ),
             "no codec in common",
+        ),
+        (
+            ClientMsg::Hello {
+                protocol: PROTOCOL_VERSION,
+                client: id("c00"),
+                token: TOKEN.into(),
+                codecs: bytegroup(),
+                payloads: vec![],
+            },
+            "no payload class in common",
         ),
         (
             ClientMsg::Offer(Offer {
@@ -324,6 +348,7 @@ fn codec_fallback_only_when_allowed() {
                 client: id("c00"),
                 token: TOKEN.into(),
                 codecs: vec![lm.clone(), ours[0].clone()],
+                payloads: vec![PayloadClass::Dense],
             },
         );
         let first = agg.poll_action();
@@ -522,7 +547,7 @@ fn a_restarted_aggregator_keeps_accepted_updates_and_partials() {
     s.agg.handle_upload_progress(ConnId(12), &permit.key, 300);
     s.drain();
     let (key, _) = s.decodes.pop().unwrap();
-    s.agg.handle_decoded(s.now, &key, Ok(0.1));
+    s.agg.handle_decoded(s.now, &key, decoded(0.1));
     s.connect(13, "c02");
     s.deliver(13, "c02", 0, 3);
     let (_, accepted) = &s.aggregates[0];
@@ -654,4 +679,115 @@ fn a_round_starts_with_min_clients_after_the_timeout() {
         "min_clients suffice once the wait is over"
     );
     assert!(matches!(s.last_to(2), Some(ServerMsg::RoundStart { .. })));
+}
+
+/// A schedule moves the run from dense to quantized updates: each round selects only clients
+/// that offer a class it accepts, names the class in `RoundStart`, tells the others why they
+/// wait, and the accepted updates record what was sent. A client that offers no class of the
+/// whole run is refused at the handshake.
+#[test]
+fn payload_schedules_assign_classes_per_round() {
+    use PayloadClass::*;
+    let mut p = policy(2, 2, 2, StragglerPolicy::Drop);
+    p.payloads = vec![Dense];
+    p.payload_schedule = vec![PayloadStep {
+        from_round: 1,
+        payloads: vec![Quantized, Dense],
+    }];
+    let mut s = Sim::new(p, 4);
+    s.connect_offering(1, "c00", &[Sparse]);
+    match s.last_to(1) {
+        Some(ServerMsg::Reject { reason }) => {
+            assert!(
+                reason.contains("[sparse]") && reason.contains("[dense, quantized]"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    s.connect_offering(2, "c01", &[Quantized, Dense]);
+    s.connect_offering(3, "c02", &[Quantized]);
+    // Round 0 is dense: c02 cannot take part, and the round waits for a second client.
+    assert!(s.aggregates.is_empty() && s.models_sent.is_empty());
+    s.connect_offering(4, "c03", &[Sparse, Dense]);
+    for conn in [2, 4] {
+        assert!(
+            matches!(
+                s.last_to(conn),
+                Some(ServerMsg::RoundStart {
+                    round: Round(0),
+                    payload: Dense,
+                    ..
+                })
+            ),
+            "{:?}",
+            s.last_to(conn)
+        );
+    }
+    match s.last_to(3) {
+        Some(ServerMsg::Wait { reason, .. }) => assert!(
+            reason.contains("round 0 accepts only [dense]") && reason.contains("[quantized]"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    s.deliver(2, "c01", 0, 1);
+    s.deliver(4, "c03", 0, 2);
+    s.aggregate();
+    // Round 1 prefers quantized: c01 and c02 send it, c03 (sparse or dense) may send dense;
+    // two of the three are selected, each told its class.
+    let selected = s.agg.state().selected.clone();
+    assert_eq!(selected.len(), 2);
+    for (conn, client, class) in [
+        (2, "c01", Quantized),
+        (3, "c02", Quantized),
+        (4, "c03", Dense),
+    ] {
+        let msg = s.last_to(conn);
+        if selected.contains(&id(client)) {
+            assert!(
+                matches!(msg, Some(ServerMsg::RoundStart { round: Round(1), payload, .. }) if *payload == class),
+                "{client}: {msg:?}"
+            );
+        }
+    }
+    let (key, _) = {
+        let conn = if selected.contains(&id("c01")) {
+            (2, "c01")
+        } else {
+            (3, "c02")
+        };
+        let o = s.offer(conn.0, 1, 9, 100);
+        let permit = s
+            .agg
+            .handle_upload_start(
+                ConnId(conn.0),
+                &UploadHeader {
+                    round: Round(1),
+                    digest: o.digest,
+                    offset: 0,
+                },
+            )
+            .unwrap();
+        s.agg
+            .handle_upload_progress(ConnId(conn.0), &permit.key, o.len);
+        s.drain();
+        s.decodes.pop().unwrap()
+    };
+    s.agg.handle_decoded(
+        s.now,
+        &key,
+        Ok(Decoded {
+            secs: 0.1,
+            payload: Quantized,
+        }),
+    );
+    s.drain();
+    let accepted = &s.persisted.as_ref().unwrap().accepted;
+    assert_eq!(accepted.last().unwrap().payload, Quantized);
+    // State files written before payloads were recorded read as dense.
+    let mut old = serde_json::to_value(&accepted[0]).unwrap();
+    old.as_object_mut().unwrap().remove("payload");
+    let old: AcceptedUpdate = serde_json::from_value(old).unwrap();
+    assert_eq!(old.payload, Dense);
 }
