@@ -736,6 +736,24 @@ fn lm_codec_round_trips_with_the_default_model() {
         (parts.iter().sum::<f64>() - total).abs() < 1e-6 * total.max(1.0),
         "{eval}"
     );
+    // A text file is scored whole unless --values says otherwise (runs of spaces are few
+    // tokens, so this stays fast).
+    let text = dir.path().join("spaces.txt");
+    std::fs::write(&text, format!("x{}", " ".repeat(2999))).unwrap();
+    for (args, bytes) in [(vec![], 3000), (vec!["--values", "100"], 100)] {
+        let mut a = vec![
+            "model",
+            "eval",
+            s(&text),
+            "--text",
+            "--window",
+            "256",
+            "--json",
+        ];
+        a.extend(args);
+        let eval: serde_json::Value = serde_json::from_slice(&ok(&a).stdout).unwrap();
+        assert_eq!(eval["values"], bytes, "{eval}");
+    }
 }
 
 /// A UDP port that was free a moment ago.

@@ -143,9 +143,10 @@ enum ModelCommand {
         /// Tensor to read [default: the largest].
         #[arg(long)]
         tensor: Option<String>,
-        /// Values taken from the start of the tensor.
-        #[arg(long, default_value_t = 2048)]
-        values: usize,
+        /// Values taken from the start of the tensor [default: 2048], or bytes from the start
+        /// of the text with --text [default: all of it].
+        #[arg(long)]
+        values: Option<usize>,
         /// Serializer.
         #[arg(long, default_value = "hex-none")]
         format: String,

@@ -152,7 +152,7 @@ enum Evaluator {
 struct EvalOptions<'a> {
     text: bool,
     tensor: Option<&'a str>,
-    values: usize,
+    values: Option<usize>,
     format: &'a str,
     window: usize,
     mask: bool,
@@ -182,7 +182,7 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
     let mut period = 0usize;
     let (text, name, dtype, n, raw_bytes) = if as_text {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let n = values.min(bytes.len());
+        let n = values.unwrap_or(usize::MAX).min(bytes.len());
         anyhow::ensure!(n > 0, "nothing to evaluate: {} is empty", file.display());
         (
             bytes[..n].to_vec(),
@@ -206,6 +206,7 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
                 .context("the file has no tensors")?,
         };
         let w = t.dtype().width();
+        let values = values.unwrap_or(2048);
         let n = values.min(t.numel() as usize);
         anyhow::ensure!(
             n > 0,
