@@ -104,7 +104,12 @@ pub fn open(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn Prior>
         BackendKind::Cuda => {
             let loaded = crate::prior::Loaded::read(path)?;
             let engine = crate::cuda::CudaEngine::new(&loaded.weights, 0, loaded.positions())?;
-            Ok(Box::new(LlmPrior::new(name, loaded, Box::new(engine))?))
+            Ok(Box::new(LlmPrior::new(
+                name,
+                loaded.tokenizer,
+                loaded.sha256,
+                Box::new(engine),
+            )?))
         }
         #[cfg(feature = "cuda")]
         BackendKind::CudaBurn => Ok(Box::new(LlmPrior::open::<burn::backend::Cuda>(

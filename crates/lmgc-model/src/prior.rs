@@ -81,24 +81,36 @@ impl LlmPrior {
     /// `device`. `name` goes into the fingerprint.
     pub fn open<B: Backend>(path: &Path, name: &str, device: B::Device) -> Result<Self> {
         let l = Loaded::read(path)?;
-        let model = ExactModel::<B>::new(&l.weights, device, l.positions())?;
-        Self::new(name, l, Box::new(HostEngine::new(model)))
+        let positions = l.positions();
+        let model = ExactModel::<B>::new(l.weights, device, positions)?;
+        Self::new(
+            name,
+            l.tokenizer,
+            l.sha256,
+            Box::new(HostEngine::new(model)),
+        )
     }
 
-    /// A prior from loaded weights and the engine built from them.
-    pub fn new(name: &str, loaded: Loaded, engine: Box<dyn Engine>) -> Result<Self> {
-        if loaded.tokenizer.vocab_size() > loaded.weights.config.vocab {
+    /// A prior from a model file's tokenizer and SHA-256 and the engine built from its
+    /// weights.
+    pub fn new(
+        name: &str,
+        tokenizer: BpeTokenizer,
+        sha256: [u8; 32],
+        engine: Box<dyn Engine>,
+    ) -> Result<Self> {
+        if tokenizer.vocab_size() > engine.config().vocab {
             return Err(Error::Unsupported(format!(
                 "tokenizer has {} tokens, the model {}",
-                loaded.tokenizer.vocab_size(),
-                loaded.weights.config.vocab
+                tokenizer.vocab_size(),
+                engine.config().vocab
             )));
         }
         Ok(LlmPrior {
             name: name.to_owned(),
             engine,
-            tokenizer: loaded.tokenizer,
-            model_sha256: loaded.sha256,
+            tokenizer,
+            model_sha256: sha256,
             seconds: [0.0; 2],
             subset: None,
         })

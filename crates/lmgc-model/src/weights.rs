@@ -39,6 +39,11 @@ impl Matrix {
     pub fn data(&self) -> &[f32] {
         &self.data
     }
+
+    /// The values, row-major, by value.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
     /// One row.
     pub fn row(&self, r: usize) -> &[f32] {
         &self.data[r * self.cols..(r + 1) * self.cols]

@@ -54,7 +54,7 @@ fn engines(
             return None;
         }
     };
-    let host = HostEngine::new(ExactModel::new(&w, NdArrayDevice::Cpu, positions).unwrap());
+    let host = HostEngine::new(ExactModel::new(w.clone(), NdArrayDevice::Cpu, positions).unwrap());
     Some((host, gpu))
 }
 

@@ -79,6 +79,18 @@ pub struct Quantized {
     pub scale_f32: Vec<f32>,
 }
 
+/// `x.round().clamp(-127.0, 127.0) as i8` (halves away from zero; NaN gives 0), bit for bit,
+/// without the `roundf` library call that the baseline x86-64 target makes of `round`: this
+/// runs once per weight at every model load (135 M times for SmolLM2).
+fn weight_level(x: f32) -> i8 {
+    // Within ±128 every fractional part is exact in f32; beyond, the result clamps anyway.
+    let c = x.clamp(-WEIGHT_LEVELS - 1.0, WEIGHT_LEVELS + 1.0);
+    let t = c as i32;
+    let frac = c - t as f32;
+    let r = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+    r.clamp(-127, 127) as i8
+}
+
 impl Quantized {
     /// Rounds each row to int8 with scale `max|row| / 127`, in `f32` (IEEE arithmetic, the
     /// same on every machine).
@@ -91,13 +103,10 @@ impl Quantized {
             let max = row.iter().fold(0f32, |a, v| a.max(v.abs()));
             let s = max / WEIGHT_LEVELS;
             scale_f32.push(s);
-            levels.extend(row.iter().map(|&v| {
-                if s > 0.0 {
-                    (v / s).round().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i8
-                } else {
-                    0
-                }
-            }));
+            levels.extend(
+                row.iter()
+                    .map(|&v| if s > 0.0 { weight_level(v / s) } else { 0 }),
+            );
         }
         let (scale, exp) = dyadic_common(&scale_f32, SCALE_SPREAD_BITS);
         Quantized {
@@ -159,14 +168,6 @@ impl<B: Backend> QuantLinear<B> {
         let mut start = 0;
         while start < q.inp {
             let end = (start + K_PIECE).min(q.inp);
-            // Transposed piece: (end - start) × out.
-            let mut t = vec![0f32; (end - start) * q.out];
-            for o in 0..q.out {
-                let row = &q.levels[o * q.inp..];
-                for (i, v) in row[start..end].iter().enumerate() {
-                    t[i * q.out + o] = f32::from(*v);
-                }
-            }
             if host {
                 let mut i8s = Vec::with_capacity((end - start) * q.out);
                 for o in 0..q.out {
@@ -178,6 +179,14 @@ impl<B: Backend> QuantLinear<B> {
                     i8: i8s,
                 });
             } else {
+                // Transposed piece: (end - start) × out.
+                let mut t = vec![0f32; (end - start) * q.out];
+                for o in 0..q.out {
+                    let row = &q.levels[o * q.inp..];
+                    for (i, v) in row[start..end].iter().enumerate() {
+                        t[i * q.out + o] = f32::from(*v);
+                    }
+                }
                 device_pieces.push(Tensor::from_data(
                     TensorData::new(t, [end - start, q.out]),
                     device,
@@ -265,7 +274,9 @@ impl<B: Backend> QuantLinear<B> {
 
 /// The integer an exact GEMM returned; anything else means the backend broke the contract.
 fn exact_integer(v: f32) -> Result<i64> {
-    if v.fract() == 0.0 && v.abs() < (1 << 24) as f32 {
+    // `as i32` truncates exactly below 2^24 (NaN fails the bound); `fract` would be a `truncf`
+    // library call per GEMM output on the baseline x86-64 target.
+    if v.abs() < (1 << 24) as f32 && (v as i32) as f32 == v {
         Ok(v as i64)
     } else {
         Err(Error::Backend(format!(
@@ -382,6 +393,52 @@ fn sgemm(a: &[f32], m: usize, k: usize, w: &[f32], n: usize, c: &mut [f32]) {
 mod tests {
     use super::*;
 
+    /// The load-time rounding of weights equals `round` + clamp on every value that matters:
+    /// every f32 between ±130 whose bits end in a sweep of patterns (all halves, their
+    /// neighbours, the clamp edges), and specials.
+    #[test]
+    fn weight_levels_round_like_round() {
+        let reference = |x: f32| x.round().clamp(-WEIGHT_LEVELS, WEIGHT_LEVELS) as i8;
+        let mut checked = 0u64;
+        let mut check = |x: f32| {
+            assert_eq!(weight_level(x), reference(x), "{x:e} ({:#x})", x.to_bits());
+            checked += 1;
+        };
+        for special in [
+            0.0,
+            -0.0,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+            f32::MIN,
+            f32::MIN_POSITIVE,
+            1e-45,
+            8_388_608.5,
+            1e30,
+        ] {
+            check(special);
+        }
+        // Every half-integer up to 130 and the 64 floats on each side of it.
+        for h in 0..=260 {
+            let x = h as f32 * 0.5;
+            for sign in [1.0f32, -1.0] {
+                let b = (sign * x).to_bits();
+                for d in 0..64u32 {
+                    check(f32::from_bits(b.wrapping_add(d)));
+                    check(f32::from_bits(b.wrapping_sub(d)));
+                }
+            }
+        }
+        // A stride through every bit pattern of magnitudes below 130.
+        let top = 130f32.to_bits();
+        for b in (0..top).step_by(997) {
+            check(f32::from_bits(b));
+            check(-f32::from_bits(b));
+        }
+        assert!(checked > 2_000_000, "{checked}");
+    }
+
     /// The guard that turns a backend breaking exactness (a fused or reduced-precision path
     /// returning a rounded sum) into an error instead of a different table.
     #[test]
@@ -390,6 +447,11 @@ mod tests {
         assert!(exact_integer(0.5).is_err());
         assert!(exact_integer(16_777_216.0).is_err());
         assert!(exact_integer(f32::NAN).is_err());
+        assert!(exact_integer(f32::INFINITY).is_err());
+        assert!(exact_integer(-4_194_303.5).is_err());
+        assert!(exact_integer(1e-40).is_err());
+        assert_eq!(exact_integer(-0.0).unwrap(), 0);
+        assert_eq!(exact_integer(16_777_215.0).unwrap(), 16_777_215);
     }
 
     /// The dot kernel (few rows) and sgemm (many rows) agree bit for bit on integer data at

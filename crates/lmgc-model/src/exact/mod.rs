@@ -224,14 +224,22 @@ pub struct Row {
 
 impl<B: Backend> ExactModel<B> {
     /// Quantizes `w` with the exact recipe and uploads the matrices to `device`.
-    /// `max_positions` bounds the window length (RoPE tables are built for it).
-    pub fn new(w: &LlamaWeights, device: B::Device, max_positions: usize) -> Result<Self> {
+    /// `max_positions` bounds the window length (RoPE tables are built for it). Each layer's
+    /// `f32` weights are dropped once quantized, so the load does not hold the `f32` model
+    /// and the engine's copy at once.
+    pub fn new(w: LlamaWeights, device: B::Device, max_positions: usize) -> Result<Self> {
         let c = w.config.clone();
         c.validate()?;
         let hd = c.head_dim();
-        let layers = w
-            .layers
-            .iter()
+        let LlamaWeights {
+            embedding,
+            out_norm,
+            layers,
+            output,
+            ..
+        } = w;
+        let layers = layers
+            .into_iter()
             .map(|l| {
                 let wv = Quantized::new(&l.wv);
                 let v_exp = value_exponents(&wv, &l.attn_norm);
@@ -250,12 +258,12 @@ impl<B: Backend> ExactModel<B> {
                 }
             })
             .collect();
-        let output = Quantized::new(w.output());
+        let output = Quantized::new(output.as_ref().unwrap_or(&embedding));
         let output_all = QuantLinear::upload(output.clone(), &device, false);
         let k_levels = key_levels(hd);
         Ok(ExactModel {
-            embedding: w.embedding.data().to_vec(),
-            out_norm: Norm::new(&w.out_norm, c.rms_eps),
+            embedding: embedding.into_data(),
+            out_norm: Norm::new(&out_norm, c.rms_eps),
             tables: Tables::new(hd, c.rope_base, max_positions),
             score_scale: score_scale(hd),
             logit_scale: logit_scale(),

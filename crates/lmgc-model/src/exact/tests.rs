@@ -27,7 +27,7 @@ pub(crate) fn tiny_config() -> LlamaConfig {
 
 fn tiny() -> (LlamaWeights, ExactModel<Cpu>) {
     let w = LlamaWeights::random(tiny_config(), 7).unwrap();
-    let m = ExactModel::new(&w, NdArrayDevice::Cpu, 256).unwrap();
+    let m = ExactModel::new(w.clone(), NdArrayDevice::Cpu, 256).unwrap();
     (w, m)
 }
 
@@ -241,7 +241,7 @@ fn wgpu_matches_ndarray() {
     use burn::backend::Wgpu;
     use burn::backend::wgpu::WgpuDevice;
     let (w, cpu) = tiny();
-    let gpu = ExactModel::<Wgpu>::new(&w, WgpuDevice::default(), 256).unwrap();
+    let gpu = ExactModel::<Wgpu>::new(w.clone(), WgpuDevice::default(), 256).unwrap();
     let win = tokens(9, 48);
     let mut caches = vec![gpu.new_cache()];
     let rows: Vec<Row> = win.iter().map(|&token| Row { cache: 0, token }).collect();
