@@ -57,16 +57,16 @@ impl Trainer for Deterministic {
 
 /// The FedAvg of the clients' updates, computed directly (f64 sums in client order).
 fn expected(clients: &[&str], rounds: u64, n: usize) -> Vec<Vec<f32>> {
-    expected_with(clients, rounds, n, &|_, g| g)
+    expected_with(clients, rounds, n, &|_, _, g| g)
 }
 
-/// [`expected`] with each update of round `r` passed through `sent(r, update)` (what the
-/// aggregator receives).
+/// [`expected`] with the update of client `c` in round `r` passed through `sent(c, r,
+/// update)` (what the aggregator receives).
 fn expected_with(
     clients: &[&str],
     rounds: u64,
     n: usize,
-    sent: &dyn Fn(u64, Gradient) -> Gradient,
+    sent: &dyn Fn(&str, u64, Gradient) -> Gradient,
 ) -> Vec<Vec<f32>> {
     let mut global: Vec<Vec<f32>> = model(n, 1)
         .tensors()
@@ -80,7 +80,7 @@ fn expected_with(
             .iter()
             .map(|c| {
                 let (g, s) = update_of(c, r, n);
-                let g = sent(r, g);
+                let g = sent(c, r, g);
                 (g.tensors().iter().map(|t| t.to_f32().unwrap()).collect(), s)
             })
             .collect();
@@ -279,7 +279,7 @@ async fn payload_classes_follow_the_aggregators_schedule() {
         })
         .collect();
     let q8: PayloadSpec = "q8".parse().unwrap();
-    let want = expected_with(&names, 2, n, &|round, g| match round {
+    let want = expected_with(&names, 2, n, &|_, round, g| match round {
         0 => g,
         _ => payload::densify(&payload::reduce(&g, &q8).unwrap(), u64::MAX).unwrap(),
     });
@@ -329,6 +329,71 @@ async fn payload_classes_follow_the_aggregators_schedule() {
         "{e}"
     );
     srv.abort();
+}
+
+/// Error feedback across classes: with q8 in round 0 and dense in round 1, each client's
+/// dense update carries what its q8 payload left out (`update₁ + (update₀ − q8(update₀))`,
+/// in the client's `f32` arithmetic), so nothing the lossy round dropped is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dense_round_after_a_lossy_one_sends_the_residual() {
+    logs();
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2000;
+    let mut cfg = aggregator_config(dir.path(), 2, 2, 2, 2);
+    cfg.payload_schedule = vec!["0:quantized".parse().unwrap(), "1:dense".parse().unwrap()];
+    let (addr, fp, srv) = start(&cfg, n);
+    let names = ["c00", "c01"];
+    let runs: Vec<_> = names
+        .iter()
+        .map(|c| {
+            let mut config = client_config(dir.path(), c, addr, &fp);
+            config.payload = "q8,dense".into();
+            let trainer = Deterministic {
+                client: (*c).into(),
+                n,
+                gate: None,
+            };
+            tokio::spawn(
+                Client::new(config, Arc::new(ClassicalCodecs), Box::new(trainer))
+                    .unwrap()
+                    .run(),
+            )
+        })
+        .collect();
+    let q8: PayloadSpec = "q8".parse().unwrap();
+    let lossy =
+        |g: &Gradient| payload::densify(&payload::reduce(g, &q8).unwrap(), u64::MAX).unwrap();
+    let want = expected_with(&names, 2, n, &|client, round, g| {
+        if round == 0 {
+            return lossy(&g);
+        }
+        let (u0, _) = update_of(client, 0, n);
+        let s0 = lossy(&u0);
+        let tensors = g
+            .tensors()
+            .iter()
+            .zip(u0.tensors().iter().zip(s0.tensors()))
+            .map(|(t, (a, b))| {
+                let v: Vec<f32> = t
+                    .to_f32()
+                    .unwrap()
+                    .iter()
+                    .zip(a.to_f32().unwrap().iter().zip(b.to_f32().unwrap()))
+                    .map(|(u, (a, b))| u + (a - b))
+                    .collect();
+                Tensor::from_f32(t.name(), &v)
+            })
+            .collect();
+        Gradient::new(tensors).unwrap()
+    });
+    assert_ne!(
+        want,
+        expected_with(&names, 2, n, &|_, r, g| if r == 0 { lossy(&g) } else { g })
+    );
+    for r in runs {
+        assert_eq!(values(&join(r).await.model), want);
+    }
+    assert_eq!(values(&join(srv).await.model), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
