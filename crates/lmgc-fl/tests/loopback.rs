@@ -161,6 +161,42 @@ fn client(dir: &Path, id: &str, addr: std::net::SocketAddr, fp: &str, n: usize) 
     .unwrap()
 }
 
+/// Starts a [`Deterministic`] client per name with `payload` and error feedback on or off.
+fn spawn_payload_clients(
+    dir: &Path,
+    names: &[&str],
+    addr: std::net::SocketAddr,
+    fp: &str,
+    n: usize,
+    payload: &str,
+    feedback: bool,
+) -> Vec<tokio::task::JoinHandle<lmgc_fl::Result<lmgc_fl::client::ClientOutcome>>> {
+    names
+        .iter()
+        .map(|c| {
+            let mut config = client_config(dir, c, addr, fp);
+            config.payload = payload.into();
+            config.error_feedback = feedback;
+            let trainer = Deterministic {
+                client: (*c).into(),
+                n,
+                gate: None,
+            };
+            tokio::spawn(
+                Client::new(config, Arc::new(ClassicalCodecs), Box::new(trainer))
+                    .unwrap()
+                    .run(),
+            )
+        })
+        .collect()
+}
+
+/// What the aggregator makes of a q8 payload of `g`: its dequantized values.
+fn q8_as_received(g: &Gradient) -> Gradient {
+    let q8: PayloadSpec = "q8".parse().unwrap();
+    payload::densify(&payload::reduce(g, &q8).unwrap(), u64::MAX).unwrap()
+}
+
 /// Binds an aggregator for `cfg` (initial model of `n` values) and runs it in the background.
 fn start(
     cfg: &AggregatorConfig,
@@ -260,28 +296,10 @@ async fn payload_classes_follow_the_aggregators_schedule() {
     cfg.payload_schedule = vec!["1:quantized".parse().unwrap()];
     let (addr, fp, srv) = start(&cfg, n);
     let names = ["c00", "c01"];
-    let runs: Vec<_> = names
-        .iter()
-        .map(|c| {
-            let mut config = client_config(dir.path(), c, addr, &fp);
-            config.payload = "q8,dense".into();
-            config.error_feedback = false;
-            let trainer = Deterministic {
-                client: (*c).into(),
-                n,
-                gate: None,
-            };
-            tokio::spawn(
-                Client::new(config, Arc::new(ClassicalCodecs), Box::new(trainer))
-                    .unwrap()
-                    .run(),
-            )
-        })
-        .collect();
-    let q8: PayloadSpec = "q8".parse().unwrap();
+    let runs = spawn_payload_clients(dir.path(), &names, addr, &fp, n, "q8,dense", false);
     let want = expected_with(&names, 2, n, &|_, round, g| match round {
         0 => g,
-        _ => payload::densify(&payload::reduce(&g, &q8).unwrap(), u64::MAX).unwrap(),
+        _ => q8_as_received(&g),
     });
     assert_ne!(want, expected(&names, 2, n));
     for r in runs {
@@ -343,26 +361,8 @@ async fn a_dense_round_after_a_lossy_one_sends_the_residual() {
     cfg.payload_schedule = vec!["0:quantized".parse().unwrap(), "1:dense".parse().unwrap()];
     let (addr, fp, srv) = start(&cfg, n);
     let names = ["c00", "c01"];
-    let runs: Vec<_> = names
-        .iter()
-        .map(|c| {
-            let mut config = client_config(dir.path(), c, addr, &fp);
-            config.payload = "q8,dense".into();
-            let trainer = Deterministic {
-                client: (*c).into(),
-                n,
-                gate: None,
-            };
-            tokio::spawn(
-                Client::new(config, Arc::new(ClassicalCodecs), Box::new(trainer))
-                    .unwrap()
-                    .run(),
-            )
-        })
-        .collect();
-    let q8: PayloadSpec = "q8".parse().unwrap();
-    let lossy =
-        |g: &Gradient| payload::densify(&payload::reduce(g, &q8).unwrap(), u64::MAX).unwrap();
+    let runs = spawn_payload_clients(dir.path(), &names, addr, &fp, n, "q8,dense", true);
+    let lossy = q8_as_received;
     let want = expected_with(&names, 2, n, &|client, round, g| {
         if round == 0 {
             return lossy(&g);
