@@ -2,6 +2,7 @@
 # Compiles crates/lmgc-model/src/cuda/kernels.cu as C++ (g++, syntax and types only) with
 # one 32-lane warp and with one thread per warp, against a shim of the CUDA built-ins it
 # uses. No GPU needed: this catches what NVRTC would otherwise only report on a GPU host.
+# Then runs arith_test.cpp, the fast integer helpers against their definitions.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -33,3 +34,9 @@ for warp in 32 1; do
         -I"$tmp" "$tmp/k.cpp"
 done
 echo "kernels.cu compiles as C++ with WARP=32 and WARP=1"
+# The fast paths of its integer helpers against their definitions (host-run).
+{ cat "$tmp/k.cpp"; cat crates/lmgc-model/src/cuda/arith_test.cpp; } > "$tmp/t.cpp"
+echo 'dim3 threadIdx, blockIdx, blockDim; i64 sz[1];' >> "$tmp/t.cpp"
+g++ -std=c++17 -O2 -Wno-unused-parameter -Wno-unused-function -DWARP=32 -I"$tmp" "$tmp/t.cpp" \
+    -o "$tmp/t"
+"$tmp/t"

@@ -148,25 +148,70 @@ impl LlmPrior {
         self.engine.set_output_rows(rows.as_deref())
     }
 
+    /// What building a table from the current output's scores needs, apart from the engine.
+    fn table_maker(&self) -> TableMaker {
+        TableMaker {
+            vocab: self.tokenizer.vocab_size(),
+            subset: self
+                .subset
+                .clone()
+                .filter(|_| self.engine.output_rows().is_some()),
+        }
+    }
+}
+
+/// Rows whose tables are built at once (in parallel) before the coder takes them in order:
+/// bounds the tables held, which for an unmasked 49,152-token vocabulary are 200 kB each.
+const TABLE_ROWS: usize = 1024;
+
+/// Builds frequency tables from output scores; shareable across threads.
+struct TableMaker {
+    vocab: usize,
+    /// The allowed tokens when the engine computes only their rows (masked output).
+    subset: Option<std::sync::Arc<[u32]>>,
+}
+
+impl TableMaker {
     /// A frequency table from scores over the model's output rows: over the allowed tokens
     /// only when the output is masked (the cost then follows the mask, not the vocabulary).
     fn table(&self, scores: &[i32], spec: &TableSpec) -> lmgc_core::Result<FrequencyTable> {
-        let vocab = self.tokenizer.vocab_size();
-        match (&self.subset, self.engine.output_rows()) {
-            (Some(symbols), Some(_)) => FrequencyTable::from_scores_subset(
+        match &self.subset {
+            Some(symbols) => FrequencyTable::from_scores_subset(
                 symbols.clone(),
-                vocab,
+                self.vocab,
                 &scores[..symbols.len()],
                 SCORE_FRAC_BITS as u8,
                 spec.precision,
             ),
-            _ => FrequencyTable::from_scores(
-                &scores[..vocab],
+            None => FrequencyTable::from_scores(
+                &scores[..self.vocab],
                 SCORE_FRAC_BITS as u8,
                 spec.mask.as_deref(),
                 spec.precision,
             ),
         }
+    }
+
+    /// Each row's table, `TABLE_ROWS` at a time built on every core, handed to `visit` in
+    /// row order (the coder's order: the tables are pure functions of the scores, so the
+    /// threads change no bit of the output).
+    fn each_table(
+        &self,
+        scores: &[Vec<i32>],
+        spec: &TableSpec,
+        mut visit: impl FnMut(usize, &FrequencyTable) -> lmgc_core::Result<()>,
+    ) -> lmgc_core::Result<()> {
+        use rayon::prelude::*;
+        for (c, chunk) in scores.chunks(TABLE_ROWS).enumerate() {
+            let tables = chunk
+                .par_iter()
+                .map(|s| self.table(s, spec))
+                .collect::<lmgc_core::Result<Vec<_>>>()?;
+            for (i, t) in tables.iter().enumerate() {
+                visit(c * TABLE_ROWS + i, t)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -255,9 +300,10 @@ impl Prior for LlmPrior {
                 let t0 = std::time::Instant::now();
                 let scores = self.engine.forward(&input)?;
                 let t1 = std::time::Instant::now();
-                for (&(w, t), s) in chunk.iter().zip(&scores) {
-                    visit(w, t + 1, &self.table(s, spec)?)?;
-                }
+                self.table_maker().each_table(&scores, spec, |i, table| {
+                    let (w, t) = chunk[i];
+                    visit(w, t + 1, table)
+                })?;
                 self.seconds[0] += (t1 - t0).as_secs_f64();
                 self.seconds[1] += t1.elapsed().as_secs_f64();
             }
@@ -310,9 +356,8 @@ impl Prior for LlmPrior {
         let t0 = std::time::Instant::now();
         let scores = self.engine.forward(&rows)?;
         let t1 = std::time::Instant::now();
-        for (&(w, _), s) in inputs.iter().zip(&scores) {
-            visit(w, &self.table(s, spec)?)?;
-        }
+        self.table_maker()
+            .each_table(&scores, spec, |i, table| visit(inputs[i].0, table))?;
         self.seconds[0] += (t1 - t0).as_secs_f64();
         self.seconds[1] += t1.elapsed().as_secs_f64();
         Ok(())

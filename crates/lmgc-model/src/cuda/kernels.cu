@@ -37,12 +37,48 @@ __device__ __forceinline__ i128 round_shift(i128 v, int s) {
     return (i128)((u128)v << t);
 }
 
-// floor(a / b + 1/2) for b > 0 (Rust: (2a + b).div_euclid(2b)).
-__device__ __forceinline__ i128 div_round(i128 a, i128 b) {
-    i128 n = 2 * a + b, d = 2 * b;
+// An estimate of an i128 as f64 (relative error about 2^-52; exact below 2^53).
+__device__ __forceinline__ double approx_f64(i128 n) {
+    if (n == (i128)(i64)n) return (double)(i64)n;
+    return (double)(i64)(n >> 64) * 18446744073709551616.0 + (double)(u64)n;
+}
+
+// floor(n / d) for d > 0. The 128-bit division is a software routine of hundreds of
+// instructions; a quotient below 2^53 comes from an f64 estimate instead, accepted only
+// when its exact remainder lies in [0, d), so the result is the same integer either way.
+__device__ __forceinline__ i128 div_floor(i128 n, i128 d) {
+    if (d < ((i128)1 << 62)) {
+        double est = floor(approx_f64(n) / (double)(i64)d);
+        if (fabs(est) < 9007199254740992.0) {
+            i128 q = (i128)(i64)est;
+            i128 r = n - q * d;
+            if (r < 0) {
+                q -= 1;
+                r += d;
+            } else if (r >= d) {
+                q += 1;
+                r -= d;
+            }
+            if (r >= 0 && r < d) return q;
+        }
+    }
     i128 q = n / d;
     if (n % d < 0) q -= 1;
     return q;
+}
+
+// floor(n / d) for 0 <= n and 0 < d, both below 2^53 (softmax weights): the f64 quotient of
+// two exact values is correctly rounded, so its floor is the answer or one above it.
+__device__ __forceinline__ i64 div_floor_small(i64 n, i64 d) {
+    i64 q = (i64)((double)n / (double)d);
+    i64 r = n - q * d;
+    if (r < 0) q -= 1;
+    return q;
+}
+
+// floor(a / b + 1/2) for b > 0 (Rust: (2a + b).div_euclid(2b)).
+__device__ __forceinline__ i128 div_round(i128 a, i128 b) {
+    return div_floor(2 * a + b, 2 * b);
 }
 
 __device__ __forceinline__ int clz128(u128 x) {
@@ -311,9 +347,24 @@ __device__ __forceinline__ void dots(const int* q, int qstride, int ng, const i1
     }
 }
 
-// A q·k dot product to a score in 1/1024 bit.
+// A q·k dot product to a score in 1/1024 bit. For SmolLM2's shapes |dot| < 2^32 and
+// score_scale < 2^30, so the product and its rounding fit 64 bits (the 128-bit path is for
+// any other).
 __device__ __forceinline__ i64 score_of(i64 dot, int qe, int ke, i64 score_scale) {
-    return (i64)round_shift((i128)dot * (i128)score_scale, 30 - 10 - qe - ke);
+    int s = 30 - 10 - qe - ke;
+    if (dot < (1LL << 32) && dot > -(1LL << 32) && score_scale < (1LL << 30) && s > 0 &&
+        s < 62) {
+        return (dot * score_scale + (1LL << (s - 1))) >> s;
+    }
+    return (i64)round_shift((i128)dot * (i128)score_scale, s);
+}
+
+// A softmax weight w of a row whose weights sum to total, as a 12-bit probability level:
+// floor((2 w 4095 + total) / (2 total)) (w <= total < 2^43, so both sides stay below 2^53).
+__device__ __forceinline__ i64 prob_level(i64 w, i64 total) {
+    i64 n = 2 * w * 4095 + total, d = 2 * total;
+    if (n < (1LL << 53) && d < (1LL << 53)) return div_floor_small(n, d);
+    return n / d;
 }
 
 // Attention in three passes, each parallel over cache positions as well as rows and heads
@@ -407,7 +458,7 @@ extern "C" __global__ void att_probs(int M, int nh, int nkv, const int* pos, con
     total = warp_sum_i64(total);
     for (int j = lane; j < n; j += WARP) {
         i64 wj = exp2_neg(exp2, mx - zr[j]);
-        i64 p = (2 * wj * 4095 + total) / (2 * total);
+        i64 p = prob_level(wj, total);
         zr[j] = end != 0 ? f64_bits((double)p) : p;
     }
     for (int j = n + lane; j < end; j += WARP) zr[j] = f64_bits(0.0);
@@ -470,7 +521,7 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
     }
     total = block_sum_i64(total, red);
     for (int j = tid; j < n; j += nt) {
-        i64 p = (2 * sz[j] * 4095 + total) / (2 * total);
+        i64 p = prob_level(sz[j], total);
         zr[j] = end != 0 ? f64_bits((double)p) : p;
     }
     for (int j = n + tid; j < end; j += nt) zr[j] = f64_bits(0.0);
@@ -525,22 +576,32 @@ extern "C" __global__ void pv_take(int M, int d, const int* zend, i64* acc, int*
     acc[t] = exact_int(bits_f64(acc[t]), err);
 }
 
+// A weight matrix's int8 levels to f64, for the f64 GEMM of a layer int8 cannot take.
+extern "C" __global__ void levels_f64(i64 n, const signed char* w, double* dst) {
+    i64 t = thread_id();
+    if (t < n) dst[t] = (double)w[t];
+}
+
 // Int levels to f64 (GEMM inputs): thread per value.
 extern "C" __global__ void to_f64(i64 n, const int* src, double* dst) {
     i64 t = thread_id();
     if (t < n) dst[t] = (double)src[t];
 }
 
-// One window's cached keys (`which` bit 1) and values (bit 2) at positions [0, n) of one
-// layer to f64, for the attention GEMMs of a run of its rows: thread per (position, channel).
-extern "C" __global__ void kv_to_f64(int n, int kvd, int which, const i16* kc, const int* vc,
-                                     int layer, int slot, int slots, int cap, double* kf,
-                                     double* vf) {
-    i64 t = thread_id();
-    if (t >= (i64)n * kvd) return;
-    i64 base = ((i64)layer * slots + slot) * cap * kvd;
-    if (which & 1) kf[t] = (double)kc[base + t];
-    if (which & 2) vf[t] = (double)vc[base + t];
+// Cached keys (`which` bit 1) and values (bit 2) of several windows, positions [0, n) of
+// each, into consecutive f64 slabs for the attention GEMMs of their runs: block row y is run
+// `first + y` of `runs` (three ints each: window slot, n, first position of its slab);
+// thread per (position, channel).
+extern "C" __global__ void kv_to_f64(int first, int kvd, int which, const int* runs,
+                                     const i16* kc, const int* vc, int layer, int slots,
+                                     int cap, double* kf, double* vf) {
+    const int* r = runs + 3 * (i64)(first + (int)blockIdx.y);
+    i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= (i64)r[1] * kvd) return;
+    i64 base = ((i64)layer * slots + r[0]) * cap * kvd;
+    i64 o = (i64)r[2] * kvd + t;
+    if (which & 1) kf[o] = (double)kc[base + t];
+    if (which & 2) vf[o] = (double)vc[base + t];
 }
 
 // 16-bit levels to two int8 limbs for an int8 GEMM: x = 256 hi + lo + 128 with hi, lo in
@@ -611,24 +672,22 @@ extern "C" __global__ void add_residual(int M, int d, const i64* acc, const i64*
     x[t] = (i64)s;
 }
 
-// Gate and up rows times their scales: thread per (row, output of 2f).
-extern "C" __global__ void scale_rows(int M, int n, const i64* acc, const i64* scale,
-                                      i128* out) {
-    i64 t = thread_id();
-    if (t >= (i64)M * n) return;
-    out[t] = (i128)acc[t] * (i128)scale[t % n];
+// The gate and up rows are the GEMM's sums times each output's weight scale, formed where
+// they are read (row_shift, ffn_act) instead of stored as 128-bit mantissas.
+__device__ __forceinline__ i128 scaled(const i64* acc, const i64* scale, i64 row, int stride,
+                                       int col) {
+    return (i128)acc[row * stride + col] * (i128)scale[col];
 }
 
 // The shift quantize_row would use for each row's segment [off, off + n) of width `stride`.
-extern "C" __global__ void row_shift(int M, int n, int stride, int off, const i128* v,
-                                     i64 levels, int* shift) {
+extern "C" __global__ void row_shift(int M, int n, int stride, int off, const i64* acc,
+                                     const i64* scale, i64 levels, int* shift) {
     int r = warp_id();
     if (r >= M) return;
     int lane = threadIdx.x % WARP;
-    const i128* row = v + (i64)r * stride + off;
     u128 m = 0;
     for (int i = lane; i < n; i += WARP) {
-        u128 a = uabs(row[i]);
+        u128 a = uabs(scaled(acc, scale, r, stride, off + i));
         if (a > m) m = a;
     }
     m = warp_max_u128(m);
@@ -636,18 +695,17 @@ extern "C" __global__ void row_shift(int M, int n, int stride, int off, const i1
 }
 
 // SiLU(gate) * up: thread per (row, channel of f); writes the row's mantissa exponent base.
-extern "C" __global__ void ffn_act(int M, int f, const i128* gu, const int* sg, const int* su,
-                                   const int* hexp, int wexp, const i64* sig, i128* mant,
-                                   int* ebase) {
+extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const i64* scale,
+                                   const int* sg, const int* su, const int* hexp, int wexp,
+                                   const i64* sig, i128* mant, int* ebase) {
     i64 t = thread_id();
     if (t >= (i64)M * f) return;
     int r = t / f, o = t % f;
     const i64 L = 2147483647;
     int e = hexp[r] + wexp;
     int eg = e + sg[r], eu = e + su[r];
-    const i128* row = gu + (i64)r * 2 * f;
-    i128 gv = quant_apply(row[o], sg[r], L);
-    i128 uv = quant_apply(row[f + o], su[r], L);
+    i128 gv = quant_apply(scaled(acc, scale, r, 2 * f, o), sg[r], L);
+    i128 uv = quant_apply(scaled(acc, scale, r, 2 * f, f + o), su[r], L);
     i64 x16 = (i64)round_shift(gv, -(eg + 16));
     const i64 lim = (i64)1 << 40;
     if (x16 < -lim) x16 = -lim;

@@ -23,6 +23,12 @@ use cudarc::driver::{
     PushKernelArg,
 };
 
+mod attention;
+
+#[cfg(test)]
+use attention::AttRun;
+use attention::{AttPlan, Attention, Layout, runs};
+
 use crate::config::LlamaConfig;
 use crate::engine::Engine;
 use crate::exact::linear::{Quantized, WEIGHT_LEVELS};
@@ -34,6 +40,7 @@ use crate::{Error, Result};
 const SOURCE: &str = include_str!("kernels.cu");
 const KERNELS: [&str; 22] = [
     "embed",
+    "levels_f64",
     "norm_rows",
     "to_f64",
     "from_f64",
@@ -51,7 +58,6 @@ const KERNELS: [&str; 22] = [
     "zero_i64",
     "quant_rows",
     "add_residual",
-    "scale_rows",
     "row_shift",
     "ffn_act",
     "logits",
@@ -69,6 +75,10 @@ const ATT_GEMM_MIN_ROWS: usize = 16;
 /// the positions up to its last row, so the causal triangle costs about half a square plus a
 /// block; larger blocks mean fewer, larger GEMM calls.
 const ATT_BLOCK: usize = 512;
+/// Positions of keys and values the attention GEMMs copy to f64 at once: two calls' worth of
+/// rows, 50 MB for SmolLM2 (a prefill call's runs start at position 0 but for a window that
+/// continues from the previous call).
+const KV_BUDGET: usize = 2 * DEVICE_ROWS;
 /// Integers up to 2^53 are exact in f64, so are all the partial sums of a GEMM below it.
 const F64_EXACT: f64 = 9_007_199_254_740_992.0;
 const THREADS: u32 = 256;
@@ -86,11 +96,13 @@ fn drv(e: impl std::fmt::Debug) -> Error {
 }
 
 /// A weight matrix on the device: integer levels, row-major `out × inp`, as int8 for the
-/// tensor cores and as f64 for where cuBLAS refuses the int8 shape.
+/// tensor cores, and as f64 once a GEMM needs them so (a layer too wide for int32 sums or a
+/// shape cuBLAS refuses in int8): made on the device then, so a model whose layers all take
+/// int8 never holds the eight-times-larger copy (1.1 GB for SmolLM2).
 struct DevLinear {
     out: usize,
     inp: usize,
-    w: CudaSlice<f64>,
+    w: std::cell::OnceCell<CudaSlice<f64>>,
     w8: CudaSlice<i8>,
     /// Each row's sum of levels (the int8 path's limb offset).
     rowsum: CudaSlice<i64>,
@@ -112,7 +124,6 @@ impl DevLinear {
         }
         // Wider than int32 sums allow (K · 128 · 127 < 2^31): the f64 GEMM from the start.
         let int8_fits = q.inp * 128 * 127 < 1 << 31;
-        let w: Vec<f64> = q.levels.iter().map(|&v| f64::from(v)).collect();
         let rowsum: Vec<i64> = q
             .levels
             .chunks(q.inp.max(1))
@@ -121,7 +132,7 @@ impl DevLinear {
         Ok(DevLinear {
             out: q.out,
             inp: q.inp,
-            w: stream.clone_htod(&w).map_err(drv)?,
+            w: std::cell::OnceCell::new(),
             w8: stream.clone_htod(&q.levels).map_err(drv)?,
             rowsum: stream.clone_htod(&rowsum).map_err(drv)?,
             int8_refused: std::cell::Cell::new(!int8_fits),
@@ -195,13 +206,17 @@ struct Workspace {
     q: CudaSlice<i32>,
     /// Queries as f64 for the attention GEMMs, rows × d.
     qf: CudaSlice<f64>,
-    /// One window's keys and values as f64, cache positions × kv width each.
+    /// Keys and values of the attention GEMMs' windows as f64, `kv_positions` × kv width
+    /// each (one slab per run of a batch, see `attention::AttPlan`).
     kf: CudaSlice<f64>,
     vf: CudaSlice<f64>,
+    kv_positions: usize,
     /// Per row: 0 for the attention kernels, else the inner length of its attention GEMMs.
     zend: CudaSlice<i32>,
     qexp: CudaSlice<i32>,
+    /// The norms' 128-bit mantissas, rows × d.
     wide: CudaSlice<i128>,
+    /// Mantissas before quantization: attention output (rows × d), FFN product (rows × f).
     narrow: CudaSlice<i128>,
     scores: CudaSlice<i32>,
     tok: CudaSlice<i32>,
@@ -221,6 +236,7 @@ impl Workspace {
         rows: usize,
         n_max: usize,
         cap: usize,
+        kv_positions: usize,
     ) -> Result<Self> {
         let (d, f) = (c.d_model, c.d_ffn);
         let k_max = d.max(f);
@@ -242,11 +258,12 @@ impl Workspace {
             acc: stream.alloc_zeros(rows * n_max).map_err(drv)?,
             q: z(rows * d)?,
             qf: stream.alloc_zeros(rows * d).map_err(drv)?,
-            kf: stream.alloc_zeros(cap * kvd).map_err(drv)?,
-            vf: stream.alloc_zeros(cap * kvd).map_err(drv)?,
+            kf: stream.alloc_zeros(kv_positions.max(1) * kvd).map_err(drv)?,
+            vf: stream.alloc_zeros(kv_positions.max(1) * kvd).map_err(drv)?,
+            kv_positions,
             zend: z(rows)?,
             qexp: z(rows * c.n_heads)?,
-            wide: stream.alloc_zeros(rows * (2 * f).max(d)).map_err(drv)?,
+            wide: stream.alloc_zeros(rows * d).map_err(drv)?,
             narrow: stream.alloc_zeros(rows * f.max(d)).map_err(drv)?,
             scores: z(rows * n_max)?,
             tok: z(rows)?,
@@ -296,6 +313,9 @@ pub struct CudaEngine {
     /// Rows per attention GEMM block and positions per P · V thread: speed only, the
     /// integers are the same for any value.
     att_block: usize,
+    /// Cache positions whose keys and values the attention GEMMs copy to f64 at once (a run
+    /// longer than this is copied alone): bounds the copies' memory, speed only otherwise.
+    kv_budget: usize,
     pv_span: usize,
     /// Probabilities with the row in shared memory where it fits (off: the warp kernel
     /// always; the tests switch it to reach that kernel with short windows).
@@ -433,6 +453,7 @@ impl CudaEngine {
             k_levels,
             att_gemm,
             att_block: tuning("LMGC_CUDA_ATT_BLOCK", ATT_BLOCK)?,
+            kv_budget: KV_BUDGET,
             pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
             probs_in_shared: true,
             score_scale: exact::score_scale(hd),
@@ -463,29 +484,44 @@ impl CudaEngine {
         }
     }
 
-    fn workspace(&mut self, rows: usize) -> Result<()> {
+    /// Buffers for `rows` rows whose attention GEMMs copy up to `kv_positions` positions of
+    /// keys and values (grown to the batch budget at once: prefill calls vary around it).
+    fn workspace(&mut self, rows: usize, kv_positions: usize) -> Result<()> {
         let c = &self.config;
         let cap = self.caches.as_ref().map_or(1, |k| k.cap);
         let n_max = (c.d_model + 2 * c.n_kv_heads * c.head_dim())
             .max(2 * c.d_ffn)
             .max(self.out_linear().out);
-        if self
-            .ws
-            .as_ref()
-            .is_some_and(|w| w.rows >= rows && w.n_max >= n_max && w.z_cap >= cap)
-        {
+        if self.ws.as_ref().is_some_and(|w| {
+            w.rows >= rows && w.n_max >= n_max && w.z_cap >= cap && w.kv_positions >= kv_positions
+        }) {
             return Ok(());
         }
+        let kv = if kv_positions == 0 {
+            0
+        } else {
+            kv_positions.max(self.kv_budget)
+        };
         self.ws = None;
-        self.ws = Some(Workspace::new(&self.stream, c, rows, n_max, cap)?);
+        self.ws = Some(Workspace::new(&self.stream, c, rows, n_max, cap, kv)?);
         Ok(())
     }
 
     /// One forward call over at most the workspace's rows.
     fn forward_chunk(&mut self, rows: &[Row], pos: &[i32]) -> Result<Vec<Vec<i32>>> {
         let m = rows.len();
+        let att_runs = if self.att_gemm {
+            runs(rows, pos, ATT_GEMM_MIN_ROWS)
+        } else {
+            Vec::new()
+        };
+        let cap_now = self.caches.as_ref().map_or(1, |k| k.cap);
+        let plan = AttPlan::new(&att_runs, self.att_block, self.kv_budget.max(cap_now));
         // Grow in powers of two so a decoder's steady batch allocates once.
-        self.workspace(m.next_power_of_two().clamp(64, DEVICE_ROWS))?;
+        self.workspace(
+            m.next_power_of_two().clamp(64, DEVICE_ROWS),
+            plan.positions(),
+        )?;
         let c = self.config.clone();
         let (d, hd, nh, nkv, f) = (c.d_model, c.head_dim(), c.n_heads, c.n_kv_heads, c.d_ffn);
         let kvd = nkv * hd;
@@ -497,11 +533,6 @@ impl CudaEngine {
         self.stream.memcpy_htod(&tok, &mut ws.tok).map_err(drv)?;
         self.stream.memcpy_htod(&slot, &mut ws.slot).map_err(drv)?;
         self.stream.memcpy_htod(pos, &mut ws.pos).map_err(drv)?;
-        let att_runs = if self.att_gemm {
-            runs(rows, pos, ATT_GEMM_MIN_ROWS)
-        } else {
-            Vec::new()
-        };
         let mut zend = vec![0i32; m];
         for r in &att_runs {
             for (b0, b1) in r.blocks(self.att_block) {
@@ -519,6 +550,29 @@ impl CudaEngine {
             m,
             profile: self.profile.as_ref(),
         };
+        let st = &self.stream;
+        // Decoding steps (no runs) skip the plan's uploads.
+        let att = (!att_runs.is_empty())
+            .then(|| {
+                Attention::new(
+                    &run,
+                    caches,
+                    &att_runs,
+                    &plan,
+                    Layout {
+                        nh,
+                        nkv,
+                        hd,
+                        cap: caches.cap,
+                        kf: addr(&ws.kf, st),
+                        vf: addr(&ws.vf, st),
+                        qf: addr(&ws.qf, st),
+                        z: addr(&ws.z, st),
+                        pv: addr(&ws.pv, st),
+                    },
+                )
+            })
+            .transpose()?;
         let mi = m as i32;
         let di = d as i32;
         run.launch("embed", threads(m * d)?, |b| {
@@ -567,26 +621,12 @@ impl CudaEngine {
                     .arg(&cap);
             })?;
             let z = &ws.z;
-            let att_block = self.att_block;
-            let att = Attention {
-                run: &run,
-                caches,
-                nh,
-                nkv,
-                hd,
-                layer: li,
-            };
-            if !att_runs.is_empty() {
+            if let Some(att) = &att {
                 let n = (m * d) as i64;
                 run.launch("to_f64", threads(m * d)?, |b| {
                     b.arg(&n).arg(&ws.q).arg(&ws.qf);
                 })?;
-            }
-            for r in &att_runs {
-                att.to_f64(r, 1)?;
-                for blk in r.blocks(att_block) {
-                    att.scores(r, blk)?;
-                }
+                att.scores(li)?;
             }
             if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
                 run.launch("att_scores", threads(m * nkv * cap as usize)?, |b| {
@@ -639,11 +679,8 @@ impl CudaEngine {
             run.launch("zero_i64", threads(m * d)?, |b| {
                 b.arg(&n_pv).arg(&ws.pv);
             })?;
-            for r in &att_runs {
-                att.to_f64(r, 2)?;
-                for blk in r.blocks(att_block) {
-                    att.pv(r, blk)?;
-                }
+            if let Some(att) = &att {
+                att.pv(li)?;
             }
             if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
                 let spans = (cap as usize).div_ceil(self.pv_span);
@@ -686,20 +723,14 @@ impl CudaEngine {
             run.norm(&layer.ffn_norm, d)?;
             run.linear(&layer.gate_up)?;
             let (fi, f2) = (f as i32, 2 * f as i32);
-            run.launch("scale_rows", threads(m * 2 * f)?, |b| {
-                b.arg(&mi)
-                    .arg(&f2)
-                    .arg(&ws.acc)
-                    .arg(&layer.gate_up.scale)
-                    .arg(&ws.wide);
-            })?;
             for (off, out) in [(0i32, &ws.sg), (fi, &ws.su)] {
                 run.launch("row_shift", warps(m)?, |b| {
                     b.arg(&mi)
                         .arg(&fi)
                         .arg(&f2)
                         .arg(&off)
-                        .arg(&ws.wide)
+                        .arg(&ws.acc)
+                        .arg(&layer.gate_up.scale)
                         .arg(&FFN_LEVELS);
                     b.arg(out);
                 })?;
@@ -707,7 +738,8 @@ impl CudaEngine {
             run.launch("ffn_act", threads(m * f)?, |b| {
                 b.arg(&mi)
                     .arg(&fi)
-                    .arg(&ws.wide)
+                    .arg(&ws.acc)
+                    .arg(&layer.gate_up.scale)
                     .arg(&ws.sg)
                     .arg(&ws.su)
                     .arg(&ws.hexp);
@@ -950,6 +982,16 @@ impl Run<'_> {
     fn linear_f64(&self, l: &DevLinear) -> Result<()> {
         let ws = self.ws;
         let m = self.m;
+        if l.w.get().is_none() {
+            let n = l.out * l.inp;
+            let mut w = self.stream.alloc_zeros::<f64>(n.max(1)).map_err(drv)?;
+            let ni = n as i64;
+            self.launch("levels_f64", threads(n)?, |b| {
+                b.arg(&ni).arg(&l.w8).arg(&mut w);
+            })?;
+            let _ = l.w.set(w);
+        }
+        let w = l.w.get().expect("set above");
         let n_in = (m * l.inp) as i64;
         self.launch("to_f64", threads(m * l.inp)?, |b| {
             b.arg(&n_in).arg(&ws.h).arg(&ws.hf);
@@ -961,7 +1003,7 @@ impl Run<'_> {
             m: l.out,
             n: m,
             k: l.inp,
-            a: addr(&l.w, self.stream),
+            a: addr(w, self.stream),
             lda: l.inp,
             sa: 0,
             b: addr(&ws.hf, self.stream),
@@ -982,45 +1024,33 @@ impl Run<'_> {
     /// transposed). Every operand is an integer matrix whose products sum below 2^53, which
     /// the caller guarantees, so the result is exact whatever cuBLAS does inside.
     fn gemm(&self, g: Gemm) -> Result<()> {
-        let int = |v: usize| {
-            i32::try_from(v).map_err(|_| {
-                Error::Unsupported(format!("a GEMM dimension of {v} does not fit cuBLAS's int"))
-            })
-        };
-        let op = |t: bool| {
-            if t {
-                cublasOperation_t::CUBLAS_OP_T
-            } else {
-                cublasOperation_t::CUBLAS_OP_N
-            }
-        };
         let started = self.profile.map(|_| std::time::Instant::now());
         let (one, zero) = (1.0f64, 0.0f64);
         #[allow(unsafe_code)]
-        // SAFETY: the addresses are device buffers of this engine (workspace, including the
-        // f64 copies of a window's keys and values, and weights) that outlive the call; each caller sizes m, n, k, the leading
-        // dimensions and strides so that every element cuBLAS touches lies in its buffer
-        // (see the callers' comments); all work is ordered on the one stream.
+        // SAFETY: the addresses are device buffers of this engine (workspace and weights) that
+        // outlive the call; each caller sizes m, n, k, the leading dimensions and strides so
+        // that every element cuBLAS touches lies in its buffer (see the callers' comments);
+        // all work is ordered on the one stream.
         unsafe {
             cudarc::cublas::result::dgemm_strided_batched(
                 *self.blas.handle(),
-                op(g.ta),
+                blas_op(g.ta),
                 cublasOperation_t::CUBLAS_OP_N,
-                int(g.m)?,
-                int(g.n)?,
-                int(g.k)?,
+                blas_dim(g.m)?,
+                blas_dim(g.n)?,
+                blas_dim(g.k)?,
                 &one,
                 g.a as *const f64,
-                int(g.lda)?,
+                blas_dim(g.lda)?,
                 g.sa,
                 g.b as *const f64,
-                int(g.ldb)?,
+                blas_dim(g.ldb)?,
                 g.sb,
                 &zero,
                 g.c as *mut f64,
-                int(g.ldc)?,
+                blas_dim(g.ldc)?,
                 g.sc,
-                int(g.batch)?,
+                blas_dim(g.batch)?,
             )
         }
         .map_err(drv)?;
@@ -1039,6 +1069,22 @@ impl Run<'_> {
                 .arg(&ws.hexp);
             b.arg(&ws.x);
         })
+    }
+}
+
+/// A GEMM dimension as cuBLAS's `int`.
+fn blas_dim(v: usize) -> Result<i32> {
+    i32::try_from(v).map_err(|_| {
+        Error::Unsupported(format!("a GEMM dimension of {v} does not fit cuBLAS's int"))
+    })
+}
+
+/// cuBLAS's operation for an operand read transposed or as it is.
+fn blas_op(transposed: bool) -> cublasOperation_t {
+    if transposed {
+        cublasOperation_t::CUBLAS_OP_T
+    } else {
+        cublasOperation_t::CUBLAS_OP_N
     }
 }
 
@@ -1064,142 +1110,6 @@ struct Gemm {
 fn addr<T>(s: &CudaSlice<T>, stream: &CudaStream) -> u64 {
     let (p, _guard) = s.device_ptr(stream);
     p
-}
-
-/// A run of consecutive positions `p0..p0 + len` of window `slot` at rows `r0..r0 + len`
-/// of a forward call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AttRun {
-    slot: usize,
-    r0: usize,
-    len: usize,
-    p0: usize,
-}
-
-impl AttRun {
-    /// Row ranges (within the run) of its attention GEMMs, `block` rows each.
-    fn blocks(&self, block: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-        (0..self.len)
-            .step_by(block)
-            .map(move |b0| (b0, (b0 + block).min(self.len)))
-    }
-}
-
-/// The runs of at least `min` rows: maximal sequences of rows of one window at consecutive
-/// positions.
-fn runs(rows: &[Row], pos: &[i32], min: usize) -> Vec<AttRun> {
-    let mut out = Vec::new();
-    let mut r0 = 0;
-    for r in 1..=rows.len() {
-        let continues =
-            r < rows.len() && rows[r].cache == rows[r - 1].cache && pos[r] == pos[r - 1] + 1;
-        if !continues {
-            if r - r0 >= min {
-                out.push(AttRun {
-                    slot: rows[r0].cache,
-                    r0,
-                    len: r - r0,
-                    p0: pos[r0] as usize,
-                });
-            }
-            r0 = r;
-        }
-    }
-    out
-}
-
-/// The attention GEMMs of one layer.
-struct Attention<'a, 'b> {
-    run: &'a Run<'b>,
-    caches: &'a Caches,
-    nh: usize,
-    nkv: usize,
-    hd: usize,
-    layer: i32,
-}
-
-impl Attention<'_, '_> {
-    /// The run's window's cached keys (`which` bit 1) and values (bit 2), positions up to its
-    /// last row, into the workspace's f64 copies.
-    fn to_f64(&self, r: &AttRun, which: i32) -> Result<()> {
-        let (ws, c) = (self.run.ws, self.caches);
-        let n = r.p0 + r.len;
-        let kvd = self.nkv * self.hd;
-        let (ni, kvdi, slot) = (n as i32, kvd as i32, r.slot as i32);
-        let (slots, cap) = (c.slots as i32, c.cap as i32);
-        self.run.launch("kv_to_f64", threads(n * kvd)?, |b| {
-            b.arg(&ni)
-                .arg(&kvdi)
-                .arg(&which)
-                .arg(&c.k)
-                .arg(&c.v)
-                .arg(&self.layer);
-            b.arg(&slot).arg(&slots).arg(&cap).arg(&ws.kf).arg(&ws.vf);
-        })
-    }
-
-    /// Dot products of the block's queries with every key up to its last row, into `z` as
-    /// f64, one strided batch per key/value head over its group of query heads.
-    fn scores(&self, r: &AttRun, (b0, b1): (usize, usize)) -> Result<()> {
-        let (ws, st) = (self.run.ws, self.run.stream);
-        let (nh, nkv, hd, cap) = (self.nh, self.nkv, self.hd, self.caches.cap);
-        let (group, kvd, d) = (nh / nkv, nkv * hd, nh * hd);
-        let row = r.r0 + b0;
-        for kvh in 0..nkv {
-            let h0 = kvh * group;
-            // Column-major C (cols × rows, ldc = nh·cap) is z's rows at head h0 + g (stride
-            // cap); A is the keys read transposed (hd × cols, lda = kvd), B the queries
-            // (hd × rows, ldb = d) at head h0 + g (stride hd).
-            self.run.gemm(Gemm {
-                ta: true,
-                m: r.p0 + b1,
-                n: b1 - b0,
-                k: hd,
-                a: addr(&ws.kf, st) + 8 * (kvh * hd) as u64,
-                lda: kvd,
-                sa: 0,
-                b: addr(&ws.qf, st) + 8 * (row * d + h0 * hd) as u64,
-                ldb: d,
-                sb: hd as i64,
-                c: addr(&ws.z, st) + 8 * ((row * nh + h0) * cap) as u64,
-                ldc: nh * cap,
-                sc: cap as i64,
-                batch: group,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// P · V of the block into the rows' `pv` entries as f64 (`pv_take` makes them integers).
-    fn pv(&self, r: &AttRun, (b0, b1): (usize, usize)) -> Result<()> {
-        let (ws, st) = (self.run.ws, self.run.stream);
-        let (nh, nkv, hd, cap) = (self.nh, self.nkv, self.hd, self.caches.cap);
-        let (group, kvd, d) = (nh / nkv, nkv * hd, nh * hd);
-        let row = r.r0 + b0;
-        for kvh in 0..nkv {
-            let h0 = kvh * group;
-            // Column-major C (hd × rows, ldc = d) is pv at head h0 + g (stride hd); A the
-            // values (hd × cols, lda = kvd), B the probabilities (cols × rows, ldb = nh·cap)
-            // at head h0 + g (stride cap).
-            self.run.gemm(Gemm {
-                ta: false,
-                m: hd,
-                n: b1 - b0,
-                k: r.p0 + b1,
-                a: addr(&ws.vf, st) + 8 * (kvh * hd) as u64,
-                lda: kvd,
-                sa: 0,
-                b: addr(&ws.z, st) + 8 * ((row * nh + h0) * cap) as u64,
-                ldb: nh * cap,
-                sb: cap as i64,
-                c: addr(&ws.pv, st) + 8 * (row * d + h0 * hd) as u64,
-                ldc: d,
-                sc: hd as i64,
-                batch: group,
-            })?;
-        }
-        Ok(())
-    }
 }
 
 impl Engine for CudaEngine {

@@ -85,6 +85,26 @@ fn run(e: &mut dyn Engine, windows: &[Vec<u32>], mask: Option<&[usize]>) -> Vec<
     out
 }
 
+/// Prefill of each window in two calls (the second's runs start mid-window), then stepping.
+fn run_in_pieces(e: &mut dyn Engine, windows: &[Vec<u32>], first: usize) -> Vec<Vec<i32>> {
+    let longest = windows.iter().map(Vec::len).max().unwrap();
+    e.open(windows.len(), longest).unwrap();
+    let piece = |range: fn(&[u32], usize) -> &[u32]| -> Vec<Row> {
+        windows
+            .iter()
+            .enumerate()
+            .flat_map(|(w, win)| {
+                range(win, first)
+                    .iter()
+                    .map(move |&token| Row { cache: w, token })
+            })
+            .collect()
+    };
+    let mut out = e.forward(&piece(|w, n| &w[..n.min(w.len())])).unwrap();
+    out.extend(e.forward(&piece(|w, n| &w[n.min(w.len())..])).unwrap());
+    out
+}
+
 /// Windows of 70, 9 and 130 tokens: in prefill the first and last take the attention GEMMs,
 /// the middle one (shorter than `ATT_GEMM_MIN_ROWS`) the kernels, in the same call.
 fn check(c: LlamaConfig, seed: u64) {
@@ -158,6 +178,75 @@ fn wide_groups_and_warp_probabilities_match_the_host_engine() {
             g.probs_in_shared = false;
         },
     );
+}
+
+/// Many windows of a few lengths: runs of one shape share batched GEMMs.
+#[test]
+fn windows_of_equal_length_match_the_host_engine() {
+    check_windows(
+        config(2, 576, 9, 3, 1536, 1000),
+        15,
+        &[64, 64, 64, 64, 64, 200, 200, 40],
+        256,
+        |_| {},
+    );
+}
+
+/// A budget of one position: every run's keys and values copied to f64 in a batch of its
+/// own, values recopied for P · V.
+#[test]
+fn one_run_per_copy_matches_the_host_engine() {
+    check_windows(
+        config(2, 64, 4, 2, 160, 300),
+        16,
+        &[70, 70, 9, 130, 600],
+        640,
+        |g| {
+            g.kv_budget = 1;
+            g.att_block = 128;
+        },
+    );
+}
+
+/// Every linear layer as the f64 GEMM (what a layer int8 cannot take gets), its f64 weights
+/// made on the device at first use.
+#[test]
+fn f64_linear_layers_match_the_host_engine() {
+    check_windows(
+        config(2, 576, 9, 3, 1536, 1000),
+        18,
+        &[70, 9, 130],
+        256,
+        |g| {
+            for l in &g.layers {
+                for d in [&l.qkv, &l.wo, &l.gate_up, &l.down] {
+                    d.int8_refused.set(true);
+                }
+            }
+            g.output_all.int8_refused.set(true);
+        },
+    );
+}
+
+/// Prefill split across calls: the second call's runs start mid-window, attend to keys
+/// the first call cached, and differ in shape from each other.
+#[test]
+fn prefill_in_pieces_matches_the_host_engine() {
+    let c = config(2, 64, 4, 2, 160, 300);
+    let Some((mut host, mut gpu)) = engines(c.clone(), 17, 640) else {
+        return;
+    };
+    let windows: Vec<Vec<u32>> = [300, 40, 600, 300]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| tokens(40 + i as u64, n, c.vocab))
+        .collect();
+    for first in [20, 100, 290] {
+        let want = run_in_pieces(&mut host, &windows, first);
+        let got = run_in_pieces(&mut gpu, &windows, first);
+        let differs = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert!(differs.is_none(), "first {first}: row {differs:?} differs");
+    }
 }
 
 #[test]
