@@ -23,4 +23,7 @@ if ! have_vulkan; then
         exit 1
     fi
 fi
+# The CUDA kernels without a GPU: they compile as C++, and their fast integer helpers equal
+# their definitions (the GPU tests themselves need a GPU host: README, Development).
+bash scripts/check-cuda-kernels.sh
 exec cargo test --workspace --release --features fpzip,wgpu "$@"
