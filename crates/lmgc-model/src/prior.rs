@@ -160,6 +160,19 @@ impl LlmPrior {
     }
 }
 
+/// An engine returns one row of scores per input row; anything else is a bug in it, reported
+/// rather than coded.
+fn rows_returned(scores: &[Vec<i32>], inputs: usize) -> Result<()> {
+    if scores.len() == inputs {
+        Ok(())
+    } else {
+        Err(Error::Backend(format!(
+            "the engine returned {} rows of scores for {inputs} inputs",
+            scores.len()
+        )))
+    }
+}
+
 /// Rows whose tables are built at once (in parallel) before the coder takes them in order:
 /// bounds the tables held, which for an unmasked 49,152-token vocabulary are 200 kB each.
 const TABLE_ROWS: usize = 1024;
@@ -299,6 +312,7 @@ impl Prior for LlmPrior {
                     .collect();
                 let t0 = std::time::Instant::now();
                 let scores = self.engine.forward(&input)?;
+                rows_returned(&scores, input.len())?;
                 let t1 = std::time::Instant::now();
                 self.table_maker().each_table(&scores, spec, |i, table| {
                     let (w, t) = chunk[i];
@@ -355,6 +369,7 @@ impl Prior for LlmPrior {
             .collect();
         let t0 = std::time::Instant::now();
         let scores = self.engine.forward(&rows)?;
+        rows_returned(&scores, rows.len())?;
         let t1 = std::time::Instant::now();
         self.table_maker()
             .each_table(&scores, spec, |i, table| visit(inputs[i].0, table))?;

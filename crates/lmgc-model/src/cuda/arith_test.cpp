@@ -55,6 +55,7 @@ int main() {
         if (total > 0) CHECK(prob_level(w, total) == (2 * w * 4095 + total) / (2 * total), "prob");
         i64 dot = (i64)any(1 + rng() % 34);
         i64 scale = (i64)(rng() >> (64 - 31));
+        if (i % 7 == 0) scale = -scale - (i64)(rng() >> 16);
         int qe = (int)(rng() % 80) - 40, ke = (int)(rng() % 80) - 40;
         CHECK(score_of(dot, qe, ke, scale) == slow_score(dot, qe, ke, scale), "score_of");
     }

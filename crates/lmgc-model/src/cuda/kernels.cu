@@ -352,8 +352,8 @@ __device__ __forceinline__ void dots(const int* q, int qstride, int ng, const i1
 // any other).
 __device__ __forceinline__ i64 score_of(i64 dot, int qe, int ke, i64 score_scale) {
     int s = 30 - 10 - qe - ke;
-    if (dot < (1LL << 32) && dot > -(1LL << 32) && score_scale < (1LL << 30) && s > 0 &&
-        s < 62) {
+    if (dot < (1LL << 32) && dot > -(1LL << 32) && score_scale >= 0 &&
+        score_scale < (1LL << 30) && s > 0 && s < 62) {
         return (dot * score_scale + (1LL << (s - 1))) >> s;
     }
     return (i64)round_shift((i128)dot * (i128)score_scale, s);

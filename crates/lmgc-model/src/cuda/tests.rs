@@ -192,8 +192,8 @@ fn windows_of_equal_length_match_the_host_engine() {
     );
 }
 
-/// A budget of one position: every run's keys and values copied to f64 in a batch of its
-/// own, values recopied for P · V.
+/// A budget of one position (raised to the windows' 640): the runs go in two batches, keys
+/// copied per batch for the scores and values recopied per batch for P · V.
 #[test]
 fn one_run_per_copy_matches_the_host_engine() {
     check_windows(
