@@ -66,8 +66,10 @@ pub struct TableSpec {
     pub mask: Option<Vec<bool>>,
 }
 
-/// Receives one table: `(window, position, table)` from [`Prior::prefill`].
-pub type PrefillVisitor<'a> = dyn FnMut(usize, usize, &FrequencyTable) -> Result<()> + 'a;
+/// Receives one table: `(window, position, table)` from [`Prior::prefill`]. `Send`, so that a
+/// prior may build and hand over one batch's tables on another thread while its model computes
+/// the next batch (still in order, one call at a time).
+pub type PrefillVisitor<'a> = dyn FnMut(usize, usize, &FrequencyTable) -> Result<()> + Send + 'a;
 /// Receives one table: `(window, table)` from [`Prior::step`].
 pub type StepVisitor<'a> = dyn FnMut(usize, &FrequencyTable) -> Result<()> + 'a;
 

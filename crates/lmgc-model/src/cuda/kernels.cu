@@ -151,23 +151,33 @@ __device__ __forceinline__ i64 warp_sum_i64(i64 v) {
     return v;
 }
 
-// quantize_row over `n` i128 values held in global memory, by one warp: levels into `out`,
-// returns exp + shift on every lane.
-__device__ int warp_quantize(const i128* v, int n, int exp, i64 levels, int* out) {
-    int lane = threadIdx.x % WARP;
-    u128 m = 0;
-    for (int i = lane; i < n; i += WARP) {
-        u128 a = uabs(v[i]);
-        if (a > m) m = a;
-    }
-    m = warp_max_u128(m);
-    int s = quant_shift(m, levels);
-    for (int i = lane; i < n; i += WARP) out[i] = quant_apply(v[i], s, levels);
-    return exp + s;
-}
-
 __device__ __forceinline__ int warp_id() { return (blockIdx.x * blockDim.x + threadIdx.x) / WARP; }
 __device__ __forceinline__ i64 thread_id() { return (i64)blockIdx.x * blockDim.x + threadIdx.x; }
+
+// ---- GEMM sums in and levels out ---------------------------------------------------------
+
+// A linear layer's exact sum for element t (column col) of an output `half` elements large:
+// from an int8 GEMM's two limb products, 256 hi + lo + 128 rowsum (see put_level), read where
+// it is used instead of combined into a buffer first; or, with g null, the sums of an f64
+// GEMM already in acc.
+__device__ __forceinline__ i64 sum_at(const i64* acc, const int* g, const i64* rowsum, i64 half,
+                                      i64 t, int col) {
+    if (g) return 256 * (i64)g[half + t] + (i64)g[t] + 128 * rowsum[col];
+    return acc[t];
+}
+
+// A quantized activation x (|x| <= 32767) as the next linear layer reads it: the level into
+// h (the f64 GEMM's input) and/or two int8 limbs for the int8 GEMM (either may be null):
+// x = 256 hi + lo + 128 with hi, lo in [-128, 127] (hi = floor(x / 256); the +128 comes back
+// as 128 times the weight row's sum). Low limbs at t, high ones `half` later.
+__device__ __forceinline__ void put_level(int* h, signed char* limbs, i64 half, i64 t, int x) {
+    if (h) h[t] = x;
+    if (limbs) {
+        int hi = x >> 8;
+        limbs[t] = (signed char)(x - 256 * hi - 128);
+        limbs[half + t] = (signed char)hi;
+    }
+}
 
 // ---- tables.rs ---------------------------------------------------------------------------
 
@@ -198,9 +208,11 @@ extern "C" __global__ void embed(int M, int d, const int* tok, const float* emb,
     x[t] = (i64)round(v);
 }
 
-// RMSNorm: warp per row. `scratch` holds M x d mantissas.
+// RMSNorm: warp per row. The 128-bit mantissas are computed twice (for the row's max, then
+// to quantize) instead of stored in a rows x d buffer: no slower on an H200 (the kernel is
+// bound by its 128-bit arithmetic either way), and the buffer's memory is saved.
 extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamma, int gexp,
-                                     i64 eps, i128* scratch, int* h, int* hexp) {
+                                     i64 eps, int* h, signed char* limbs, int* hexp) {
     int r = warp_id();
     if (r >= M) return;
     int lane = threadIdx.x % WARP;
@@ -218,22 +230,29 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamm
         if (rms < 1) rms = 1;
     }
     rms = shfl_u128(rms, 0);
-    i128* m = scratch + (i64)r * d;
+    u128 mx = 0;
     for (int i = lane; i < d; i += WARP) {
-        m[i] = div_round((i128)row[i] << 32, (i128)rms) * (i128)gamma[i];
+        u128 a = uabs(div_round((i128)row[i] << 32, (i128)rms) * (i128)gamma[i]);
+        if (a > mx) mx = a;
     }
-    __syncwarp();
-    int e = warp_quantize(m, d, gexp - 32, 32767, h + (i64)r * d);
-    if (lane == 0) hexp[r] = e;
+    mx = warp_max_u128(mx);
+    int s = quant_shift(mx, 32767);
+    i64 half = (i64)M * d;
+    for (int i = lane; i < d; i += WARP) {
+        i128 m = div_round((i128)row[i] << 32, (i128)rms) * (i128)gamma[i];
+        put_level(h, limbs, half, (i64)r * d + i, quant_apply(m, s, 32767));
+    }
+    if (lane == 0) hexp[r] = gexp - 32 + s;
 }
 
 // Queries and keys: warp per (row, head), heads 0..nh queries, nh..nh+nkv keys. RoPE on
 // adjacent pairs; lane l owns pairs l, l + WARP, ...
-extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* acc, int width,
-                                   const i64* scale, int wexp, const int* hexp, const int* pos,
-                                   const int* slot, const int* cosq, const int* sinq,
-                                   i64 k_levels, int* q, int* qexp, i16* kc, int* kexpc,
-                                   int layer, int slots, int cap) {
+extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* acc,
+                                   const int* g, const i64* rowsum, int width, const i64* scale,
+                                   int wexp, const int* hexp, const int* pos, const int* slot,
+                                   const int* cosq, const int* sinq, i64 k_levels, int* q,
+                                   int* qexp, i16* kc, int* kexpc, int layer, int slots,
+                                   int cap) {
     int w = warp_id();
     int heads = nh + nkv;
     if (w >= M * heads) return;
@@ -243,13 +262,15 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     int d = nh * hd;
     int o = head < nh ? head * hd : d + (head - nh) * hd;
     int e = hexp[r] + wexp;
-    const i64* row = acc + (i64)r * width;
+    i64 half = (i64)M * width, at = (i64)r * width;
     i128 full[HEAD_SLOTS];
     u128 m = 0;
     int n = 0;
     for (int p = lane; p < pairs; p += WARP, n += 2) {
-        full[n] = (i128)row[o + 2 * p] * (i128)scale[o + 2 * p];
-        full[n + 1] = (i128)row[o + 2 * p + 1] * (i128)scale[o + 2 * p + 1];
+        int c = o + 2 * p;
+        full[n] = (i128)sum_at(acc, g, rowsum, half, at + c, c) * (i128)scale[c];
+        full[n + 1] =
+            (i128)sum_at(acc, g, rowsum, half, at + c + 1, c + 1) * (i128)scale[c + 1];
         u128 a = uabs(full[n]), b = uabs(full[n + 1]);
         if (a > m) m = a;
         if (b > m) m = b;
@@ -296,15 +317,17 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
 }
 
 // Values into the cache at their static per-channel exponents: thread per (row, channel).
-extern "C" __global__ void v_store(int M, int kvd, int voff, const i64* acc, int width,
-                                   const i64* scale, int wexp, const int* hexp, const int* vexp,
-                                   const int* pos, const int* slot, int* vc, int layer,
-                                   int slots, int cap) {
+extern "C" __global__ void v_store(int M, int kvd, int voff, const i64* acc, const int* g,
+                                   const i64* rowsum, int width, const i64* scale, int wexp,
+                                   const int* hexp, const int* vexp, const int* pos,
+                                   const int* slot, int* vc, int layer, int slots, int cap) {
     i64 t = thread_id();
     if (t >= (i64)M * kvd) return;
     int r = t / kvd, ch = t % kvd;
     int e = hexp[r] + wexp;
-    i128 v = (i128)acc[(i64)r * width + voff + ch] * (i128)scale[voff + ch];
+    i64 half = (i64)M * width;
+    i128 v = (i128)sum_at(acc, g, rowsum, half, (i64)r * width + voff + ch, voff + ch) *
+             (i128)scale[voff + ch];
     i128 f = round_shift(v, vexp[ch] - e);
     const i128 L = (1 << 23) - 1;
     if (f > L) f = L;
@@ -604,23 +627,12 @@ extern "C" __global__ void kv_to_f64(int first, int kvd, int which, const int* r
     if (which & 2) vf[o] = (double)vc[base + t];
 }
 
-// 16-bit levels to two int8 limbs for an int8 GEMM: x = 256 hi + lo + 128 with hi, lo in
-// [-128, 127] (hi = floor(x / 256); the +128 comes back as 128 times the weight row's sum).
-// Rows 0..M low limbs, M..2M high.
-extern "C" __global__ void to_limbs8(int M, int K, const int* h, signed char* limbs) {
+// The levels of a row block from their int8 limbs (put_level), for an f64 GEMM when cuBLAS
+// refuses a layer's int8 shape after the limbs were written: thread per value.
+extern "C" __global__ void from_limbs8(int M, int K, const signed char* limbs, int* h) {
     i64 t = thread_id();
     if (t >= (i64)M * K) return;
-    int x = h[t];
-    int hi = x >> 8;
-    limbs[t] = (signed char)(x - 256 * hi - 128);
-    limbs[(i64)M * K + t] = (signed char)hi;
-}
-
-// acc = 256 hi + lo + 128 rowsum from an int8 GEMM's two limb products (int32, exact).
-extern "C" __global__ void combine8(int M, int N, const int* g, const i64* rowsum, i64* acc) {
-    i64 t = thread_id();
-    if (t >= (i64)M * N) return;
-    acc[t] = 256 * (i64)g[(i64)M * N + t] + (i64)g[t] + 128 * rowsum[t % N];
+    h[t] = 256 * (int)limbs[(i64)M * K + t] + (int)limbs[t] + 128;
 }
 
 // acc = an f64 GEMM's output as integers; flags any that is not an exact integer.
@@ -646,24 +658,37 @@ extern "C" __global__ void zero_i64(i64 n, i64* v) {
     if (t < n) v[t] = 0;
 }
 
-// quantize_row per row of `n` mantissas with exponent `exp + (base ? base[r] : 0)`.
+// quantize_row per row of `n` mantissas (exponent `exp + (base ? base[r] : 0)` plus the
+// shift) into the next linear layer's input (put_level): warp per row.
 extern "C" __global__ void quant_rows(int M, int n, const i128* v, int exp, const int* base,
-                                      i64 levels, int* out, int* out_exp) {
+                                      i64 levels, int* h, signed char* limbs, int* out_exp) {
     int r = warp_id();
     if (r >= M) return;
-    int e = warp_quantize(v + (i64)r * n, n, exp + (base ? base[r] : 0), levels,
-                          out + (i64)r * n);
-    if (threadIdx.x % WARP == 0) out_exp[r] = e;
+    int lane = threadIdx.x % WARP;
+    const i128* row = v + (i64)r * n;
+    u128 mx = 0;
+    for (int i = lane; i < n; i += WARP) {
+        u128 a = uabs(row[i]);
+        if (a > mx) mx = a;
+    }
+    int s = quant_shift(warp_max_u128(mx), levels);
+    i64 half = (i64)M * n;
+    for (int i = lane; i < n; i += WARP) {
+        put_level(h, limbs, half, (i64)r * n + i, quant_apply(row[i], s, levels));
+    }
+    if (lane == 0) out_exp[r] = exp + (base ? base[r] : 0) + s;
 }
 
 // x += round(acc * scale * 2^(e + wexp)) in the residual's fixed point (saturating).
-extern "C" __global__ void add_residual(int M, int d, const i64* acc, const i64* scale,
-                                        int wexp, const int* e, i64* x) {
+extern "C" __global__ void add_residual(int M, int d, const i64* acc, const int* g,
+                                        const i64* rowsum, const i64* scale, int wexp,
+                                        const int* e, i64* x) {
     i64 t = thread_id();
     if (t >= (i64)M * d) return;
     int r = t / d, o = t % d;
     int shift = -(e[r] + wexp + 24);
-    i128 delta = round_shift((i128)acc[t] * (i128)scale[o], shift);
+    i128 a = sum_at(acc, g, rowsum, (i64)M * d, t, o);
+    i128 delta = round_shift(a * (i128)scale[o], shift);
     if (delta > (i128)I64_MAX) delta = I64_MAX;
     if (delta < (i128)I64_MIN) delta = I64_MIN;
     i128 s = (i128)x[t] + delta;
@@ -672,40 +697,59 @@ extern "C" __global__ void add_residual(int M, int d, const i64* acc, const i64*
     x[t] = (i64)s;
 }
 
-// The gate and up rows are the GEMM's sums times each output's weight scale, formed where
-// they are read (row_shift, ffn_act) instead of stored as 128-bit mantissas.
-__device__ __forceinline__ i128 scaled(const i64* acc, const i64* scale, i64 row, int stride,
-                                       int col) {
-    return (i128)acc[row * stride + col] * (i128)scale[col];
+// The FFN between its two GEMMs: the gate and up rows are the GEMM's sums times each output's
+// weight scale, each quantized to 31 bits at its own per-row shift (ffn_shifts), then
+// SiLU(gate) * up as 128-bit mantissas (ffn_act), which quant_rows turns into the down
+// projection's input.
+struct FfnRow {
+    const i64* acc;
+    const int* g;
+    const i64* rowsum;
+    const i64* scale;
+    i64 half, at;
+    int f;
+};
+
+__device__ __forceinline__ i128 ffn_scaled(const FfnRow& w, int col) {
+    return (i128)sum_at(w.acc, w.g, w.rowsum, w.half, w.at + col, col) * (i128)w.scale[col];
 }
 
-// The shift quantize_row would use for each row's segment [off, off + n) of width `stride`.
-extern "C" __global__ void row_shift(int M, int n, int stride, int off, const i64* acc,
-                                     const i64* scale, i64 levels, int* shift) {
+// The shifts quantize_row would use for each row's gate and up halves: warp per row.
+extern "C" __global__ void ffn_shifts(int M, int f, const i64* acc, const int* g,
+                                      const i64* rowsum, const i64* scale, i64 levels, int* sg,
+                                      int* su) {
     int r = warp_id();
     if (r >= M) return;
     int lane = threadIdx.x % WARP;
-    u128 m = 0;
-    for (int i = lane; i < n; i += WARP) {
-        u128 a = uabs(scaled(acc, scale, r, stride, off + i));
-        if (a > m) m = a;
+    FfnRow w = {acc, g, rowsum, scale, (i64)M * 2 * f, (i64)r * 2 * f, f};
+    u128 mg = 0, mu = 0;
+    for (int o = lane; o < f; o += WARP) {
+        u128 a = uabs(ffn_scaled(w, o)), b = uabs(ffn_scaled(w, f + o));
+        if (a > mg) mg = a;
+        if (b > mu) mu = b;
     }
-    m = warp_max_u128(m);
-    if (lane == 0) shift[r] = quant_shift(m, levels);
+    mg = warp_max_u128(mg);
+    mu = warp_max_u128(mu);
+    if (lane == 0) {
+        sg[r] = quant_shift(mg, levels);
+        su[r] = quant_shift(mu, levels);
+    }
 }
 
 // SiLU(gate) * up: thread per (row, channel of f); writes the row's mantissa exponent base.
-extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const i64* scale,
-                                   const int* sg, const int* su, const int* hexp, int wexp,
-                                   const i64* sig, i128* mant, int* ebase) {
+extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const int* g,
+                                   const i64* rowsum, const i64* scale, const int* sg,
+                                   const int* su, const int* hexp, int wexp, const i64* sig,
+                                   i128* mant, int* ebase) {
     i64 t = thread_id();
     if (t >= (i64)M * f) return;
     int r = t / f, o = t % f;
+    FfnRow w = {acc, g, rowsum, scale, (i64)M * 2 * f, (i64)r * 2 * f, f};
     const i64 L = 2147483647;
     int e = hexp[r] + wexp;
     int eg = e + sg[r], eu = e + su[r];
-    i128 gv = quant_apply(scaled(acc, scale, r, 2 * f, o), sg[r], L);
-    i128 uv = quant_apply(scaled(acc, scale, r, 2 * f, f + o), su[r], L);
+    i128 gv = quant_apply(ffn_scaled(w, o), sg[r], L);
+    i128 uv = quant_apply(ffn_scaled(w, f + o), su[r], L);
     i64 x16 = (i64)round_shift(gv, -(eg + 16));
     const i64 lim = (i64)1 << 40;
     if (x16 < -lim) x16 = -lim;
@@ -716,13 +760,15 @@ extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const i64* scal
 }
 
 // Output scores in 1/1024 bit: thread per (row, output row).
-extern "C" __global__ void logits(int M, int N, const i64* acc, const i64* scale, int wexp,
+extern "C" __global__ void logits(int M, int N, const i64* acc, const int* g,
+                                  const i64* rowsum, const i64* scale, int wexp,
                                   const int* hexp, i64 logit_scale, int* out) {
     i64 t = thread_id();
     if (t >= (i64)M * N) return;
     int r = t / N, o = t % N;
     int shift = -(hexp[r] + wexp + 10 - 30);
-    i128 v = (i128)acc[t] * (i128)scale[o] * (i128)logit_scale;
+    i128 v = (i128)sum_at(acc, g, rowsum, (i64)M * N, t, o) * (i128)scale[o] *
+             (i128)logit_scale;
     i128 s = round_shift(v, shift);
     const i128 hi = 1073741823, lo = -1073741824;
     if (s > hi) s = hi;

@@ -38,7 +38,7 @@ use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 22] = [
+const KERNELS: [&str; 21] = [
     "embed",
     "levels_f64",
     "norm_rows",
@@ -46,8 +46,7 @@ const KERNELS: [&str; 22] = [
     "from_f64",
     "kv_to_f64",
     "pv_take",
-    "to_limbs8",
-    "combine8",
+    "from_limbs8",
     "qk_rope",
     "v_store",
     "att_scores",
@@ -58,7 +57,7 @@ const KERNELS: [&str; 22] = [
     "zero_i64",
     "quant_rows",
     "add_residual",
-    "row_shift",
+    "ffn_shifts",
     "ffn_act",
     "logits",
 ];
@@ -197,10 +196,11 @@ struct Workspace {
     su: CudaSlice<i32>,
     /// GEMM inputs (levels as f64), rows × widest input.
     hf: CudaSlice<f64>,
-    /// int8 GEMM inputs (two limbs) and outputs: 2·rows × widest input / output.
+    /// int8 GEMM inputs (two limbs) and outputs: 2·rows × widest input / output; the
+    /// kernels after a GEMM read its sums from the two limb products.
     limbs8: CudaSlice<i8>,
     gout32: CudaSlice<i32>,
-    /// GEMM outputs, rows × widest output.
+    /// f64 GEMM outputs, rows × widest output, and as integers.
     gout: CudaSlice<f64>,
     acc: CudaSlice<i64>,
     q: CudaSlice<i32>,
@@ -214,8 +214,6 @@ struct Workspace {
     /// Per row: 0 for the attention kernels, else the inner length of its attention GEMMs.
     zend: CudaSlice<i32>,
     qexp: CudaSlice<i32>,
-    /// The norms' 128-bit mantissas, rows × d.
-    wide: CudaSlice<i128>,
     /// Mantissas before quantization: attention output (rows × d), FFN product (rows × f).
     narrow: CudaSlice<i128>,
     scores: CudaSlice<i32>,
@@ -263,7 +261,6 @@ impl Workspace {
             kv_positions,
             zend: z(rows)?,
             qexp: z(rows * c.n_heads)?,
-            wide: stream.alloc_zeros(rows * d).map_err(drv)?,
             narrow: stream.alloc_zeros(rows * f.max(d)).map_err(drv)?,
             scores: z(rows * n_max)?,
             tok: z(rows)?,
@@ -584,13 +581,13 @@ impl CudaEngine {
         })?;
         for (li, layer) in self.layers.iter().enumerate() {
             let li = li as i32;
-            run.norm(&layer.attn_norm, d)?;
-            run.linear(&layer.qkv)?;
+            run.norm(&layer.attn_norm, d, &layer.qkv)?;
+            let qkv = run.linear(&layer.qkv)?;
             let (nhi, nkvi, hdi) = (nh as i32, nkv as i32, hd as i32);
             let width = layer.qkv.out as i32;
             run.launch("qk_rope", warps(m * (nh + nkv))?, |b| {
                 b.arg(&mi).arg(&nhi).arg(&nkvi).arg(&hdi);
-                b.arg(&ws.acc)
+                qkv.args(b, ws)
                     .arg(&width)
                     .arg(&layer.qkv.scale)
                     .arg(&layer.qkv.exp);
@@ -608,7 +605,8 @@ impl CudaEngine {
             })?;
             let (kvdi, voff) = (kvd as i32, (d + kvd) as i32);
             run.launch("v_store", threads(m * kvd)?, |b| {
-                b.arg(&mi).arg(&kvdi).arg(&voff).arg(&ws.acc).arg(&width);
+                b.arg(&mi).arg(&kvdi).arg(&voff);
+                qkv.args(b, ws).arg(&width);
                 b.arg(&layer.qkv.scale)
                     .arg(&layer.qkv.exp)
                     .arg(&ws.hexp)
@@ -717,28 +715,20 @@ impl CudaEngine {
                 b.arg(&layer.v_exp_min).arg(&ws.narrow);
             })?;
             let attn_exp = layer.v_exp_min - 20;
-            run.quant_rows(&ws.narrow, d, attn_exp, None, exact::ACT_LEVELS)?;
-            run.linear(&layer.wo)?;
-            run.residual(&layer.wo, d)?;
-            run.norm(&layer.ffn_norm, d)?;
-            run.linear(&layer.gate_up)?;
-            let (fi, f2) = (f as i32, 2 * f as i32);
-            for (off, out) in [(0i32, &ws.sg), (fi, &ws.su)] {
-                run.launch("row_shift", warps(m)?, |b| {
-                    b.arg(&mi)
-                        .arg(&fi)
-                        .arg(&f2)
-                        .arg(&off)
-                        .arg(&ws.acc)
-                        .arg(&layer.gate_up.scale)
-                        .arg(&FFN_LEVELS);
-                    b.arg(out);
-                })?;
-            }
+            run.quant_rows(d, attn_exp, None, &layer.wo)?;
+            let o = run.linear(&layer.wo)?;
+            run.residual(&layer.wo, o, d)?;
+            run.norm(&layer.ffn_norm, d, &layer.gate_up)?;
+            let gu = run.linear(&layer.gate_up)?;
+            let fi = f as i32;
+            run.launch("ffn_shifts", warps(m)?, |b| {
+                b.arg(&mi).arg(&fi);
+                gu.args(b, ws).arg(&layer.gate_up.scale).arg(&FFN_LEVELS);
+                b.arg(&ws.sg).arg(&ws.su);
+            })?;
             run.launch("ffn_act", threads(m * f)?, |b| {
-                b.arg(&mi)
-                    .arg(&fi)
-                    .arg(&ws.acc)
+                b.arg(&mi).arg(&fi);
+                gu.args(b, ws)
                     .arg(&layer.gate_up.scale)
                     .arg(&ws.sg)
                     .arg(&ws.su)
@@ -748,21 +738,17 @@ impl CudaEngine {
                     .arg(&ws.narrow)
                     .arg(&ws.ebase);
             })?;
-            run.quant_rows(&ws.narrow, f, 0, Some(&ws.ebase), exact::ACT_LEVELS)?;
-            run.linear(&layer.down)?;
-            run.residual(&layer.down, d)?;
+            run.quant_rows(f, 0, Some(&ws.ebase), &layer.down)?;
+            let down = run.linear(&layer.down)?;
+            run.residual(&layer.down, down, d)?;
         }
-        run.norm(&self.out_norm, d)?;
         let out = self.out_linear();
-        run.linear(out)?;
+        run.norm(&self.out_norm, d, out)?;
+        let sums = run.linear(out)?;
         let n = out.out as i32;
         run.launch("logits", threads(m * out.out)?, |b| {
-            b.arg(&mi)
-                .arg(&n)
-                .arg(&ws.acc)
-                .arg(&out.scale)
-                .arg(&out.exp)
-                .arg(&ws.hexp);
+            b.arg(&mi).arg(&n);
+            sums.args(b, ws).arg(&out.scale).arg(&out.exp).arg(&ws.hexp);
             b.arg(&self.logit_scale).arg(&ws.scores);
         })?;
         let scores = self
@@ -872,9 +858,11 @@ impl Run<'_> {
         Ok(())
     }
 
-    fn norm(&self, n: &DevNorm, d: usize) -> Result<()> {
+    /// RMSNorm of the residual rows into the input of `next`.
+    fn norm(&self, n: &DevNorm, d: usize, next: &DevLinear) -> Result<()> {
         let ws = self.ws;
         let (mi, di) = (self.m as i32, d as i32);
+        let (h, limbs) = self.levels_out(next);
         self.launch("norm_rows", warps(self.m)?, |b| {
             b.arg(&mi)
                 .arg(&di)
@@ -882,48 +870,64 @@ impl Run<'_> {
                 .arg(&n.gamma)
                 .arg(&n.exp)
                 .arg(&n.eps);
-            b.arg(&ws.wide).arg(&ws.h).arg(&ws.hexp);
+            b.arg(&h).arg(&limbs).arg(&ws.hexp);
         })
     }
 
+    /// quantize_row over each row's `n` mantissas in `narrow` (exponent `exp` plus `base`'s
+    /// entry) into the input of `next`.
     fn quant_rows(
         &self,
-        v: &CudaSlice<i128>,
         n: usize,
         exp: i32,
         base: Option<&CudaSlice<i32>>,
-        levels: i64,
+        next: &DevLinear,
     ) -> Result<()> {
         let ws = self.ws;
         let (mi, ni) = (self.m as i32, n as i32);
-        let null = 0u64;
+        let (h, limbs) = self.levels_out(next);
         self.launch("quant_rows", warps(self.m)?, |b| {
-            b.arg(&mi).arg(&ni).arg(v).arg(&exp);
+            b.arg(&mi).arg(&ni).arg(&ws.narrow).arg(&exp);
             match base {
                 Some(s) => b.arg(s),
-                None => b.arg(&null),
+                None => b.arg(&NULL),
             };
-            b.arg(&levels).arg(&ws.h).arg(&ws.hexp);
+            b.arg(&exact::ACT_LEVELS).arg(&h).arg(&limbs).arg(&ws.hexp);
         })
     }
 
-    /// `acc = h · Wᵀ` exactly: an int8 GEMM on two limbs of `h`, or one f64 GEMM where cuBLAS
-    /// refuses the int8 shape.
-    fn linear(&self, l: &DevLinear) -> Result<()> {
-        if !l.int8_refused.get() && self.linear_int8(l)? {
-            return Ok(());
+    /// Where the kernel before `next` writes its quantized activations, as (levels, limbs)
+    /// addresses, 0 for none: the int8 limbs for a layer on the int8 path, else the levels.
+    fn levels_out(&self, next: &DevLinear) -> (u64, u64) {
+        if next.int8_refused.get() {
+            (addr(&self.ws.h, self.stream), 0)
+        } else {
+            (0, addr(&self.ws.limbs8, self.stream))
         }
-        self.linear_f64(l)
+    }
+
+    /// `h · Wᵀ` exactly: an int8 GEMM on the two limbs of `h` the kernel before wrote, or one
+    /// f64 GEMM where cuBLAS refuses the int8 shape. Returns where the sums are.
+    fn linear(&self, l: &DevLinear) -> Result<Sums> {
+        if !l.int8_refused.get() {
+            if self.linear_int8(l)? {
+                return Ok(Sums::Limbs(addr(&l.rowsum, self.stream)));
+            }
+            // Refused just now: the levels are only in the limbs.
+            let (mi, ki) = (self.m as i32, l.inp as i32);
+            self.launch("from_limbs8", threads(self.m * l.inp)?, |b| {
+                b.arg(&mi).arg(&ki).arg(&self.ws.limbs8).arg(&self.ws.h);
+            })?;
+        }
+        self.linear_f64(l)?;
+        Ok(Sums::Acc)
     }
 
     /// The int8 path; false (and the layer marked) when cuBLAS does not take the shape.
     fn linear_int8(&self, l: &DevLinear) -> Result<bool> {
         let ws = self.ws;
         let m = self.m;
-        let (mi, ki, ni) = (m as i32, l.inp as i32, l.out as i32);
-        self.launch("to_limbs8", threads(m * l.inp)?, |b| {
-            b.arg(&mi).arg(&ki).arg(&ws.h).arg(&ws.limbs8);
-        })?;
+        let (ki, ni) = (l.inp as i32, l.out as i32);
         let rows = i32::try_from(2 * m).map_err(|_| Error::Unsupported("rows".into()))?;
         let (one, zero) = (1i32, 0i32);
         let started = self.profile.map(|_| std::time::Instant::now());
@@ -969,13 +973,6 @@ impl Run<'_> {
             Err(e) => return Err(drv(e)),
         }
         self.record("gemm_int8", started)?;
-        self.launch("combine8", threads(m * l.out)?, |b| {
-            b.arg(&mi)
-                .arg(&ni)
-                .arg(&ws.gout32)
-                .arg(&l.rowsum)
-                .arg(&ws.acc);
-        })?;
         Ok(true)
     }
 
@@ -1057,20 +1054,43 @@ impl Run<'_> {
         self.record("dgemm", started)
     }
 
-    fn residual(&self, l: &DevLinear, d: usize) -> Result<()> {
+    fn residual(&self, l: &DevLinear, sums: Sums, d: usize) -> Result<()> {
         let ws = self.ws;
         let (mi, di) = (self.m as i32, d as i32);
         self.launch("add_residual", threads(self.m * d)?, |b| {
-            b.arg(&mi)
-                .arg(&di)
-                .arg(&ws.acc)
-                .arg(&l.scale)
-                .arg(&l.exp)
-                .arg(&ws.hexp);
+            b.arg(&mi).arg(&di);
+            sums.args(b, ws).arg(&l.scale).arg(&l.exp).arg(&ws.hexp);
             b.arg(&ws.x);
         })
     }
 }
+
+/// Where a linear layer's sums are for the kernels that read them: the int8 GEMM's two limb
+/// products (`gout32`) with the weight rows' sums (device address), or integers in `acc`
+/// (the f64 path).
+#[derive(Clone, Copy)]
+enum Sums {
+    Limbs(u64),
+    Acc,
+}
+
+impl Sums {
+    /// Pushes the kernels' `(acc, g, rowsum)` arguments; `g` and `rowsum` null for `Acc`.
+    fn args<'a, 'b>(
+        &'b self,
+        b: &'a mut LaunchArgs<'b>,
+        ws: &'b Workspace,
+    ) -> &'a mut LaunchArgs<'b> {
+        b.arg(&ws.acc);
+        match self {
+            Sums::Limbs(rowsum) => b.arg(&ws.gout32).arg(rowsum),
+            Sums::Acc => b.arg(&NULL).arg(&NULL),
+        }
+    }
+}
+
+/// A null device pointer argument.
+const NULL: u64 = 0;
 
 /// A GEMM dimension as cuBLAS's `int`.
 fn blas_dim(v: usize) -> Result<i32> {
