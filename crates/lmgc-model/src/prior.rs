@@ -177,6 +177,11 @@ fn rows_returned(scores: &[Vec<i32>], inputs: usize) -> Result<()> {
 /// bounds the tables held, which for an unmasked 49,152-token vocabulary are 200 kB each.
 const TABLE_ROWS: usize = 1024;
 
+/// Largest score rows (bytes) a prefill keeps while the engine computes the next call's, so
+/// that their tables are built meanwhile: a masked output (a few hundred scores per row) always
+/// fits, an unmasked vocabulary's 1.6 GB of a GPU call is handled before the next call instead.
+const OVERLAP_SCORE_BYTES: usize = 512 << 20;
+
 /// Builds frequency tables from output scores; shareable across threads.
 struct TableMaker {
     vocab: usize,
@@ -226,6 +231,29 @@ impl TableMaker {
         }
         Ok(())
     }
+}
+
+/// One forward call's score rows and the (window, input position) of each, not yet visited.
+struct Scored {
+    scores: Vec<Vec<i32>>,
+    rows: Vec<(usize, usize)>,
+}
+
+/// Hands the tables of one call's score rows (`rows[i]` = (window, input position)) to
+/// `visit` in order; returns the seconds it took.
+fn visit_tables(
+    maker: &TableMaker,
+    scores: &[Vec<i32>],
+    rows: &[(usize, usize)],
+    spec: &TableSpec,
+    visit: &mut PrefillVisitor<'_>,
+) -> lmgc_core::Result<f64> {
+    let t0 = std::time::Instant::now();
+    maker.each_table(scores, spec, |i, table| {
+        let (w, t) = rows[i];
+        visit(w, t + 1, table)
+    })?;
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 fn hex_to_bytes(hex: &str) -> [u8; 32] {
@@ -281,6 +309,8 @@ impl Prior for LlmPrior {
             .into());
         }
         self.use_mask(spec)?;
+        let maker = self.table_maker();
+        let mut pending: Option<Scored> = None;
         // Every token but each window's last is an input. Windows go in groups of about
         // `prefill_rows` inputs (at least one window), each group's windows open together
         // and its rows in window order, in chunks of `prefill_rows`.
@@ -310,18 +340,44 @@ impl Prior for LlmPrior {
                         token: windows[w][t],
                     })
                     .collect();
-                let t0 = std::time::Instant::now();
-                let scores = self.engine.forward(&input)?;
+                // The previous call's tables go to `visit` on another thread while the
+                // engine runs this call (the GPU engine mostly waits for its device).
+                let engine = &mut self.engine;
+                let job = pending.take();
+                let (scores, tables) = std::thread::scope(|s| {
+                    let tables = job.map(|j| {
+                        let visit = &mut *visit;
+                        let maker = &maker;
+                        s.spawn(move || visit_tables(maker, &j.scores, &j.rows, spec, visit))
+                    });
+                    let t0 = std::time::Instant::now();
+                    let scores = engine.forward(&input);
+                    let model = t0.elapsed().as_secs_f64();
+                    let tables =
+                        tables.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                    ((scores, model), tables)
+                });
+                if let Some(t) = tables {
+                    self.seconds[1] += t?;
+                }
+                let (scores, model) = scores;
+                self.seconds[0] += model;
+                let scores = scores?;
                 rows_returned(&scores, input.len())?;
-                let t1 = std::time::Instant::now();
-                self.table_maker().each_table(&scores, spec, |i, table| {
-                    let (w, t) = chunk[i];
-                    visit(w, t + 1, table)
-                })?;
-                self.seconds[0] += (t1 - t0).as_secs_f64();
-                self.seconds[1] += t1.elapsed().as_secs_f64();
+                let held = scores.iter().map(|r| r.len() * 4).sum::<usize>();
+                if held <= OVERLAP_SCORE_BYTES {
+                    pending = Some(Scored {
+                        scores,
+                        rows: chunk.to_vec(),
+                    });
+                } else {
+                    self.seconds[1] += visit_tables(&maker, &scores, chunk, spec, visit)?;
+                }
             }
             start = end;
+        }
+        if let Some(j) = pending {
+            self.seconds[1] += visit_tables(&maker, &j.scores, &j.rows, spec, visit)?;
         }
         Ok(())
     }
@@ -335,7 +391,8 @@ impl Prior for LlmPrior {
     }
 
     /// `model`: seconds in forward passes (device work included); `tables_and_coder`:
-    /// seconds building tables from scores and in the visitor (the range coder).
+    /// seconds building tables from scores and in the visitor (the range coder); in a
+    /// prefill, mostly while the next forward pass runs.
     fn profile(&self) -> Vec<(&'static str, f64)> {
         let mut v = vec![
             ("model", self.seconds[0]),

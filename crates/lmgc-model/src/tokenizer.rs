@@ -44,6 +44,55 @@ pub struct BpeTokenizer {
     token_bytes: Vec<Vec<u8>>,
     bos: TokenId,
     sha256: [u8; 32],
+    /// Whether long texts may be cut at [`safe_cut`] points and their pieces tokenized on
+    /// separate cores: true for the GPT-2-style split (with or without SmolLM's digits), false
+    /// for SentencePiece-style BPE, whose merges may span any point.
+    cuttable: bool,
+}
+
+/// Text bytes per piece when a long text is tokenized in parallel (about 50 ms of work each).
+const PIECE: usize = 1 << 16;
+
+/// Bytes past a piece's nominal end searched for a [`safe_cut`] before that cut is skipped.
+const CUT_SEARCH: usize = 4096;
+
+/// The class of a printable, non-space ASCII byte under GPT-2's split: letter, digit or other.
+fn class(b: u8) -> Option<u8> {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => Some(0),
+        b'0'..=b'9' => Some(1),
+        b'!'..=b'~' => Some(2),
+        _ => None,
+    }
+}
+
+/// Whether the byte-level pre-tokenizers lmgc builds split every text with `a` then `b` there,
+/// whatever comes before or after: both printable ASCII, not spaces, of different classes,
+/// and `a` not an apostrophe. Each alternative of GPT-2's split (` ?\p{L}+`, ` ?\p{N}+`,
+/// ` ?[^\s\p{L}\p{N}]+`, the whitespace runs) stays within one class, only the
+/// contractions (`'s`, `'ll`, ...) start with another character, and the one lookahead
+/// (`\s+(?!\S)`) follows whitespace; SmolLM's digit isolation runs first and only adds
+/// splits. So the pieces on either side tokenize as they do within the whole text.
+fn safe_cut(a: u8, b: u8) -> bool {
+    matches!((class(a), class(b)), (Some(x), Some(y)) if x != y) && a != b'\''
+}
+
+/// Where to cut `text` into pieces of about `piece` bytes: the first [`safe_cut`] at or after
+/// each multiple of `piece`, within [`CUT_SEARCH`] bytes (else no cut there). A function of
+/// the text alone, so the tokens do not depend on the machine's cores.
+fn cut_points(text: &[u8], piece: usize) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let mut target = piece;
+    while target < text.len() {
+        let end = (target + CUT_SEARCH).min(text.len());
+        if let Some(p) = (target.max(1)..end).find(|&p| safe_cut(text[p - 1], text[p])) {
+            cuts.push(p);
+            target = p + piece;
+        } else {
+            target = end + piece;
+        }
+    }
+    cuts
 }
 
 impl BpeTokenizer {
@@ -148,6 +197,7 @@ impl BpeTokenizer {
             token_bytes,
             bos,
             sha256,
+            cuttable: true,
         })
     }
 
@@ -265,6 +315,7 @@ impl BpeTokenizer {
             token_bytes,
             bos,
             sha256,
+            cuttable: false,
         })
     }
 
@@ -284,26 +335,52 @@ impl BpeTokenizer {
         self.bos
     }
 
-    /// Tokenizes latin-1 text (one byte per character).
+    /// Tokenizes latin-1 text (one byte per character). Long texts of a GPT-2-style tokenizer
+    /// go in pieces on every core, cut where the split is the same ([`safe_cut`]): the same
+    /// tokens as in one piece.
     pub fn tokenize(&self, text: &[u8]) -> Result<Vec<TokenId>> {
-        let s: String = text.iter().map(|&b| char::from(b)).collect();
-        let utf8_len = s.len();
-        let enc = self
-            .inner
-            .encode(s, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let ids = enc.get_ids().to_vec();
+        let piece = if self.cuttable { PIECE } else { usize::MAX };
+        self.tokenize_in_pieces(text, piece)
+    }
+
+    fn tokenize_in_pieces(&self, text: &[u8], piece: usize) -> Result<Vec<TokenId>> {
+        use rayon::prelude::*;
+        let cuts = if text.len() >= piece.saturating_mul(2) {
+            cut_points(text, piece)
+        } else {
+            Vec::new()
+        };
+        let bounds: Vec<(usize, usize)> = std::iter::once(0)
+            .chain(cuts.iter().copied())
+            .zip(cuts.iter().copied().chain(std::iter::once(text.len())))
+            .collect();
+        let ids = bounds
+            .par_iter()
+            .map(|&(a, b)| self.encode(&text[a..b]))
+            .collect::<Result<Vec<_>>>()?
+            .concat();
         // BPE drops characters its vocabulary cannot spell; lossless coding needs all of them.
         let covered: usize = ids
             .iter()
             .map(|&t| self.token_bytes.get(t as usize).map_or(0, Vec::len))
             .sum();
+        let utf8_len: usize = text.iter().map(|&b| char::from(b).len_utf8()).sum();
         if covered != utf8_len {
             return Err(Error::Tokenizer(format!(
                 "the vocabulary cannot spell this text ({covered} of {utf8_len} bytes covered); it is not a byte-level vocabulary"
             )));
         }
         Ok(ids)
+    }
+
+    /// One piece's tokens.
+    fn encode(&self, text: &[u8]) -> Result<Vec<TokenId>> {
+        let s: String = text.iter().map(|&b| char::from(b)).collect();
+        let enc = self
+            .inner
+            .encode(s, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
     }
 
     /// Appends the latin-1 text of `tokens` to `out`.
@@ -493,6 +570,63 @@ mod tests {
         let text = b"3fc00000 fff 12";
         assert_eq!(t.tokenize(text).unwrap(), g.tokenize(text).unwrap());
         assert_eq!(t.sha256(), g.sha256());
+    }
+
+    /// `tiny`'s vocabulary with merges across character classes (which a cut in the wrong
+    /// place would change) and the given pre-tokenizer.
+    fn tiny_with(pre: &str) -> BpeTokenizer {
+        let table = byte_to_char();
+        let mut tokens: Vec<String> = vec!["<|endoftext|>".into(), "<s>".into()];
+        tokens.extend(table.iter().map(|c| c.to_string()));
+        let g = |c: char| table[c as usize];
+        let merges = [
+            ('f', 'f'),
+            ('1', '2'),
+            ('\'', 's'),
+            (' ', 'a'),
+            (' ', '7'),
+            (',', ','),
+            (' ', ' '),
+        ];
+        let merge_strs: Vec<String> = merges
+            .iter()
+            .map(|&(a, b)| {
+                tokens.push(format!("{}{}", g(a), g(b)));
+                format!("{} {}", g(a), g(b))
+            })
+            .collect();
+        let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        let mrefs: Vec<&str> = merge_strs.iter().map(String::as_str).collect();
+        BpeTokenizer::new(&refs, &mrefs, 1, pre).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    proptest::proptest! {
+        /// Cutting at `safe_cut` points gives the tokens of the whole text, for both byte-level
+        /// splits, however small the pieces.
+        #[test]
+        fn pieces_tokenize_as_the_whole_text(
+            text in proptest::collection::vec(proptest::sample::select(
+                b"0123456789abcdefstXYZ ,.'-_\n\t\xa0\xe9\x85".to_vec()), 0..300),
+            piece in 1usize..40,
+        ) {
+            for pre in ["smollm", "gpt2"] {
+                let t = tiny_with(pre);
+                let whole = t.encode(&text).unwrap();
+                proptest::prop_assert_eq!(&t.tokenize_in_pieces(&text, piece).unwrap(), &whole);
+            }
+        }
+    }
+
+    #[test]
+    fn long_hex_text_is_cut_into_pieces() {
+        let text: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| format!("{:02x},", (i * 2_654_435_761) >> 24).into_bytes())
+            .collect();
+        let cuts = cut_points(&text, PIECE);
+        assert!(cuts.len() >= 8, "{} cuts", cuts.len());
+        assert!(cuts.iter().all(|&p| safe_cut(text[p - 1], text[p])));
+        let t = tiny();
+        assert_eq!(t.tokenize(&text).unwrap(), t.encode(&text).unwrap());
     }
 
     #[test]
