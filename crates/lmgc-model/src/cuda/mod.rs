@@ -109,6 +109,10 @@ struct DevLinear {
     /// (per layer, whatever the row count: a later call that it would take goes to f64 too,
     /// which costs speed, never a different integer).
     int8_refused: std::cell::Cell<bool>,
+    /// Tests: cuBLAS "refuses" the int8 shape at this layer's next GEMM (after the kernel
+    /// before it wrote limbs), as it may a real shape at first use.
+    #[cfg(test)]
+    refuse_next: std::cell::Cell<bool>,
     scale: CudaSlice<i64>,
     exp: i32,
 }
@@ -135,6 +139,8 @@ impl DevLinear {
             w8: stream.clone_htod(&q.levels).map_err(drv)?,
             rowsum: stream.clone_htod(&rowsum).map_err(drv)?,
             int8_refused: std::cell::Cell::new(!int8_fits),
+            #[cfg(test)]
+            refuse_next: std::cell::Cell::new(false),
             scale: stream.clone_htod(&q.scale).map_err(drv)?,
             exp: q.exp,
         })
@@ -925,6 +931,11 @@ impl Run<'_> {
 
     /// The int8 path; false (and the layer marked) when cuBLAS does not take the shape.
     fn linear_int8(&self, l: &DevLinear) -> Result<bool> {
+        #[cfg(test)]
+        if l.refuse_next.replace(false) {
+            l.int8_refused.set(true);
+            return Ok(false);
+        }
         let ws = self.ws;
         let m = self.m;
         let (ki, ni) = (l.inp as i32, l.out as i32);

@@ -228,6 +228,26 @@ fn f64_linear_layers_match_the_host_engine() {
     );
 }
 
+/// Layers cuBLAS refuses at their first GEMM, after the kernel before them wrote int8 limbs:
+/// the levels come back from the limbs for the f64 GEMM there, later calls write levels, and
+/// int8 and f64 layers alternate within one forward pass.
+#[test]
+fn layers_refused_at_first_use_match_the_host_engine() {
+    check_windows(
+        config(2, 576, 9, 3, 1536, 1000),
+        19,
+        &[70, 9, 130],
+        256,
+        |g| {
+            let (a, b) = (&g.layers[0], &g.layers[1]);
+            for d in [&a.qkv, &a.down, &b.wo, &b.gate_up] {
+                d.refuse_next.set(true);
+            }
+            g.output_all.refuse_next.set(true);
+        },
+    );
+}
+
 /// Prefill split across calls: the second call's runs start mid-window, attend to keys
 /// the first call cached, and differ in shape from each other.
 #[test]
