@@ -25,6 +25,9 @@ inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v)
     unsigned long long o = *p; *p += v; return o;
 }
 inline void __syncwarp() {}
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+    unsigned long long o = *p; if (v > o) *p = v; return o;
+}
 inline double __longlong_as_double(long long v) { double d; __builtin_memcpy(&d, &v, 8); return d; }
 inline long long __double_as_longlong(double d) { long long v; __builtin_memcpy(&v, &d, 8); return v; }
 SHIM
@@ -36,7 +39,7 @@ done
 echo "kernels.cu compiles as C++ with WARP=32 and WARP=1"
 # The fast paths of its integer helpers against their definitions (host-run).
 { cat "$tmp/k.cpp"; cat crates/lmgc-model/src/cuda/arith_test.cpp; } > "$tmp/t.cpp"
-echo 'dim3 threadIdx, blockIdx, blockDim; i64 sz[1];' >> "$tmp/t.cpp"
+echo 'dim3 threadIdx, blockIdx, blockDim; i64 sz[1]; int4 sq4[1];' >> "$tmp/t.cpp"
 g++ -std=c++17 -O2 -Wno-unused-parameter -Wno-unused-function -DWARP=32 -I"$tmp" "$tmp/t.cpp" \
     -o "$tmp/t"
 "$tmp/t"

@@ -20,6 +20,18 @@ static i128 slow_floor(i128 n, i128 d) {
     return q;
 }
 
+// The Newton iteration alone (fixed.rs's isqrt).
+static u128 slow_isqrt(u128 n) {
+    if (n < 2) return n;
+    int bits = 128 - clz128(n);
+    u128 x = (u128)1 << ((bits + 1) / 2);
+    for (;;) {
+        u128 y = (x + n / x) / 2;
+        if (y >= x) return x;
+        x = y;
+    }
+}
+
 static i64 slow_score(i64 dot, int qe, int ke, i64 scale) {
     return (i64)round_shift((i128)dot * (i128)scale, 30 - 10 - qe - ke);
 }
@@ -52,13 +64,73 @@ int main() {
         i128 m = q * d + (i128)(rng() % 3) - 1;
         CHECK(div_floor(m, d) == slow_floor(m, d), "div_floor boundary");
         i64 w = (i64)(rng() >> (64 - 1 - rng() % 31)), total = w + (i64)(rng() >> (64 - 43));
-        if (total > 0) CHECK(prob_level(w, total) == (2 * w * 4095 + total) / (2 * total), "prob");
+        if (i % 3 == 0) {
+            // Exact quotients: total = 8190 u and w = (2k - 1) u give 2 w 4095 + total = 2 k total.
+            i64 u = 1 + (i64)(rng() >> (64 - 1 - rng() % 29)), k = 1 + (i64)(rng() % 4095);
+            total = 8190 * u;
+            w = (2 * k - 1) * u + (i64)(rng() % 3) - 1;
+            if (w < 0 || w > total) w = 0;
+        }
+        if (total > 0)
+            CHECK(prob_level(w, total, 1.0 / (double)(2 * total)) ==
+                      (2 * w * 4095 + total) / (2 * total),
+                  "prob");
         i64 dot = (i64)any(1 + rng() % 34);
         i64 scale = (i64)(rng() >> (64 - 31));
         if (i % 7 == 0) scale = -scale - (i64)(rng() >> 16);
         int qe = (int)(rng() % 80) - 40, ke = (int)(rng() % 80) - 40;
         CHECK(score_of(dot, qe, ke, scale) == slow_score(dot, qe, ke, scale), "score_of");
     }
+    // The norm's quotient (exact ties at every magnitude: rms = 2^33 u, x = (2k - 1) u gives
+    // x 2^32 / rms + 1/2 = k), square roots and 128-bit by small divisions, 64-bit shifts.
+    for (int i = 0; i < 2000000; i++) {
+        i64 x = (i64)any(1 + rng() % 63);
+        u128 rms = (u128)(u64)any(1 + rng() % 60);
+        if (rms == 0) rms = 1;
+        if (i % 3 == 0) {
+            i64 u = 1 + (i64)(rng() >> (64 - 1 - rng() % 19)), k = (i64)any(1 + rng() % 30);
+            rms = (u128)u << 33;
+            x = (2 * k - 1) * u + (i64)(rng() % 3) - 1;
+        }
+        i64 gamma = (i64)any(1 + rng() % 48);
+        bool fast = rms < ((u128)1 << 52);
+        double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
+        CHECK(norm_mant(x, rms, fast, inv, gamma) ==
+                  slow_floor(2 * ((i128)x << 32) + (i128)rms, 2 * (i128)rms) * gamma,
+              "norm_mant");
+        u128 n = (u128)any(1 + rng() % 127);
+        if (i % 5 == 0) {
+            u128 root = (u128)(u64)any(1 + rng() % 52);
+            n = root * root + (u128)(rng() % 3) - 1;
+        }
+        CHECK(isqrt(n) == slow_isqrt(n), "isqrt");
+        u64 dd = 1 + (rng() >> (64 - 1 - rng() % 31));
+        CHECK(udiv_small(n, dd) == n / dd, "udiv_small");
+        int s = (int)(rng() % 64);
+        i64 v = (i64)any(1 + rng() % 62);
+        CHECK(quant_apply64(v, s, 32767) == quant_apply((i128)v, s, 32767), "quant_apply64");
+        // A row maximum's shift from its high word, where that decides it.
+        u128 mx = (u128)any(1 + rng() % 127);
+        if (mx >> 127) mx = -mx;
+        i64 lv = i % 2 ? 32767 : (i64)(1 + (rng() >> (64 - 1 - rng() % 40)));
+        int hs = quant_shift_hi((u64)(mx >> 64), lv);
+        CHECK(hs < 0 || hs == quant_shift(mx, lv), "quant_shift_hi");
+        if (i % 4 == 0) {
+            // Maxima just below and above a rounding boundary of the shift.
+            int sb = 65 + (int)(rng() % 50);
+            u128 b = (u128)(1 + (rng() >> 40)) << sb;
+            for (u128 m2 : {b - 1, b, b + 1, b - ((u128)1 << (sb - 1)), b + ((u128)1 << (sb - 1)) - 1})
+                CHECK(quant_shift_hi((u64)(m2 >> 64), 32767) < 0 ||
+                          quant_shift_hi((u64)(m2 >> 64), 32767) == quant_shift(m2, 32767),
+                      "quant_shift_hi boundary");
+        }
+        i64 g = (i64)any(1 + rng() % 31);
+        int sh = (int)(rng() % 200) - 100;
+        CHECK(round_shift31(g, sh) == (i64)round_shift((i128)g, sh), "round_shift31");
+    }
+    for (u128 n : {(u128)0, (u128)1, (u128)2, (u128)3, (u128)4, ((u128)1 << 104) - 1,
+                   (u128)1 << 104, ~(u128)0, ((u128)1 << 64) - 1})
+        CHECK(isqrt(n) == slow_isqrt(n), "isqrt edge");
     if (failures) {
         std::printf("%d failures\n", failures);
         return 1;

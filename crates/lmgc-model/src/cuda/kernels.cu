@@ -67,15 +67,6 @@ __device__ __forceinline__ i128 div_floor(i128 n, i128 d) {
     return q;
 }
 
-// floor(n / d) for 0 <= n and 0 < d, both below 2^53 (softmax weights): the f64 quotient of
-// two exact values is correctly rounded, so its floor is the answer or one above it.
-__device__ __forceinline__ i64 div_floor_small(i64 n, i64 d) {
-    i64 q = (i64)((double)n / (double)d);
-    i64 r = n - q * d;
-    if (r < 0) q -= 1;
-    return q;
-}
-
 // floor(a / b + 1/2) for b > 0 (Rust: (2a + b).div_euclid(2b)).
 __device__ __forceinline__ i128 div_round(i128 a, i128 b) {
     return div_floor(2 * a + b, 2 * b);
@@ -86,8 +77,36 @@ __device__ __forceinline__ int clz128(u128 x) {
     return hi ? __clzll((i64)hi) : 64 + (lo ? __clzll((i64)lo) : 64);
 }
 
+// An estimate of a u128 as f64 (relative error about 2^-52).
+__device__ __forceinline__ double approx_u128(u128 n) {
+    return (double)(u64)(n >> 64) * 18446744073709551616.0 + (double)(u64)n;
+}
+
+// floor(n / d) for 0 < d < 2^32: long division in 32-bit digits with 64-bit arithmetic. NVRTC
+// expands a 128-bit division into a loop over its 128 bits; this is four 64-bit ones.
+__device__ u128 udiv_small(u128 n, u64 d) {
+    u64 r = 0;
+    u128 q = 0;
+    for (int k = 3; k >= 0; k--) {
+        u64 cur = (r << 32) | (u64)(unsigned)(n >> (32 * k));
+        u64 qk = cur / d;
+        r = cur - qk * d;
+        q |= (u128)qk << (32 * k);
+    }
+    return q;
+}
+
+// The largest r with r^2 <= n. Below 2^104 the f64 square root is within a few units of r
+// and exact 128-bit squares step it there (the steps decide the result, the estimate only
+// how many there are); above, Newton's iteration with 128-bit divisions.
 __device__ u128 isqrt(u128 n) {
     if (n < 2) return n;
+    if ((n >> 104) == 0) {
+        u64 r = (u64)sqrt(approx_u128(n));
+        while ((u128)r * r > n) r -= 1;
+        while ((u128)(r + 1) * (r + 1) <= n) r += 1;
+        return r;
+    }
     int bits = 128 - clz128(n);
     u128 x = (u128)1 << ((bits + 1) / 2);
     for (;;) {
@@ -107,6 +126,15 @@ __device__ int quant_shift(u128 max, i64 levels) {
     if (bits > level_bits) s = bits - level_bits - 1;
     while (round_shift((i128)max, s) > (i128)levels) s += 1;
     return s;
+}
+
+// quant_shift of a row whose maximum's high 64 bits are hi, when hi >= 2^(bits(levels) + 1):
+// then the shift is at least 65, and rounding away 65 or more bits of a 128-bit value
+// depends on its high 64 bits alone. -1 when hi is smaller (the row's own maximum decides).
+__device__ __forceinline__ int quant_shift_hi(u64 hi, i64 levels) {
+    int level_bits = 64 - __clzll(levels);
+    if (level_bits > 61 || (hi >> (level_bits + 1)) == 0) return -1;
+    return quant_shift((u128)hi << 64, levels);
 }
 
 __device__ __forceinline__ int quant_apply(i128 v, int s, i64 levels) {
@@ -149,6 +177,25 @@ __device__ __forceinline__ i64 warp_max_i64(i64 v) {
 __device__ __forceinline__ i64 warp_sum_i64(i64 v) {
     for (int m = WARP / 2; m > 0; m >>= 1) v += __shfl_xor_sync(FULL, v, m);
     return v;
+}
+
+__device__ __forceinline__ u64 warp_max_u64(u64 v) {
+    for (int m = WARP / 2; m > 0; m >>= 1) {
+        u64 o = __shfl_xor_sync(FULL, v, m);
+        if (o > v) v = o;
+    }
+    return v;
+}
+
+// Books |v|'s high 64 bits into its row's maximum (rowhi, zeroed before the kernel), for
+// quant_rows. With rows of a multiple of WARP values (and every thread of a warp present),
+// a warp's lanes hold one row and reduce before one atomic; otherwise each thread's own.
+__device__ __forceinline__ void row_max_hi(u64* rowhi, i64 r, int n, i128 v) {
+    u64 hi = (u64)(uabs(v) >> 64);
+    if (n % WARP == 0) hi = warp_max_u64(hi);
+    if (hi != 0 && (n % WARP != 0 || threadIdx.x % WARP == 0)) {
+        atomicMax((unsigned long long*)&rowhi[r], (unsigned long long)hi);
+    }
 }
 
 __device__ __forceinline__ int warp_id() { return (blockIdx.x * blockDim.x + threadIdx.x) / WARP; }
@@ -208,9 +255,37 @@ extern "C" __global__ void embed(int M, int d, const int* tok, const float* emb,
     x[t] = (i64)round(v);
 }
 
+// div_round(x 2^32, rms) for rms < 2^52 from inv = fl(2^32 / rms), into *q; false when the
+// estimate t = x inv is 2^50 or more. Below that, t is within 3 2^-53 |t| < 3/8 of the
+// exact x 2^32 / rms and t + 1/2 rounds by at most 1/8, so floor(t + 1/2) is the quotient or
+// one off; the remainder (2 x 2^32 + rms) - q (2 rms) then lies in [-2 rms, 4 rms), so it is
+// exact in wrapping 64-bit arithmetic and says which.
+__device__ __forceinline__ bool norm_quot(i64 x, i64 rms, double inv, i64* q) {
+    double t = (double)x * inv;
+    if (!(fabs(t) < 1125899906842624.0)) return false;
+    i64 e = (i64)floor(t + 0.5);
+    i64 d = 2 * rms;
+    i64 r = (i64)(((u64)x << 33) + (u64)rms - (u64)e * (u64)d);
+    if (r < 0) {
+        e -= 1;
+    } else if (r >= d) {
+        e += 1;
+    }
+    *q = e;
+    return true;
+}
+
+// A normalized value's mantissa, div_round(x 2^32, rms) * gamma; `fast` says rms < 2^52
+// (inv as norm_quot takes it).
+__device__ __forceinline__ i128 norm_mant(i64 x, u128 rms, bool fast, double inv, i64 gamma) {
+    i64 q;
+    if (fast && norm_quot(x, (i64)rms, inv, &q)) return (i128)q * (i128)gamma;
+    return div_round((i128)x << 32, (i128)rms) * (i128)gamma;
+}
+
 // RMSNorm: warp per row. The 128-bit mantissas are computed twice (for the row's max, then
-// to quantize) instead of stored in a rows x d buffer: no slower on an H200 (the kernel is
-// bound by its 128-bit arithmetic either way), and the buffer's memory is saved.
+// to quantize) instead of stored in a rows x d buffer: no slower on an H200, and the
+// buffer's memory is saved.
 extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamma, int gexp,
                                      i64 eps, int* h, signed char* limbs, int* hexp) {
     int r = warp_id();
@@ -219,34 +294,46 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamm
     const i64* row = x + (i64)r * d;
     u128 sumsq = 0;
     for (int i = lane; i < d; i += WARP) {
-        i128 v = row[i];
-        sumsq += (u128)(v * v);
+        i64 v = row[i];
+        u64 a = v < 0 ? (u64)0 - (u64)v : (u64)v;
+        sumsq += (u128)a * a;
     }
     sumsq = warp_sum_u128(sumsq);
     u128 rms = 0;
     if (lane == 0) {
-        u128 var = sumsq / (u128)d + (u128)eps;
-        rms = isqrt(var);
+        rms = isqrt(udiv_small(sumsq, (u64)d) + (u128)eps);
         if (rms < 1) rms = 1;
     }
     rms = shfl_u128(rms, 0);
+    bool fast = rms < ((u128)1 << 52);
+    double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
     u128 mx = 0;
     for (int i = lane; i < d; i += WARP) {
-        u128 a = uabs(div_round((i128)row[i] << 32, (i128)rms) * (i128)gamma[i]);
+        u128 a = uabs(norm_mant(row[i], rms, fast, inv, gamma[i]));
         if (a > mx) mx = a;
     }
     mx = warp_max_u128(mx);
     int s = quant_shift(mx, 32767);
     i64 half = (i64)M * d;
     for (int i = lane; i < d; i += WARP) {
-        i128 m = div_round((i128)row[i] << 32, (i128)rms) * (i128)gamma[i];
+        i128 m = norm_mant(row[i], rms, fast, inv, gamma[i]);
         put_level(h, limbs, half, (i64)r * d + i, quant_apply(m, s, 32767));
     }
     if (lane == 0) hexp[r] = gexp - 32 + s;
 }
 
+// quant_apply for |v| < 2^62 (and s >= 0, as quant_shift gives): in 64-bit arithmetic.
+__device__ __forceinline__ int quant_apply64(i64 v, int s, i64 levels) {
+    i64 q = s == 0 ? v : (v + ((i64)1 << (s - 1))) >> s;
+    if (q > levels) q = levels;
+    if (q < -levels) q = -levels;
+    return (int)q;
+}
+
 // Queries and keys: warp per (row, head), heads 0..nh queries, nh..nh+nkv keys. RoPE on
-// adjacent pairs; lane l owns pairs l, l + WARP, ...
+// adjacent pairs; lane l owns pairs l, l + WARP, ... The 30-bit levels and the Q30 table
+// entries have products below 2^60, so the rotation is 64-bit; the sums are kept and
+// multiplied by their scales again rather than held as 128-bit products.
 extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* acc,
                                    const int* g, const i64* rowsum, int width, const i64* scale,
                                    int wexp, const int* hexp, const int* pos, const int* slot,
@@ -263,15 +350,15 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     int o = head < nh ? head * hd : d + (head - nh) * hd;
     int e = hexp[r] + wexp;
     i64 half = (i64)M * width, at = (i64)r * width;
-    i128 full[HEAD_SLOTS];
+    i64 sum[HEAD_SLOTS];
     u128 m = 0;
     int n = 0;
     for (int p = lane; p < pairs; p += WARP, n += 2) {
         int c = o + 2 * p;
-        full[n] = (i128)sum_at(acc, g, rowsum, half, at + c, c) * (i128)scale[c];
-        full[n + 1] =
-            (i128)sum_at(acc, g, rowsum, half, at + c + 1, c + 1) * (i128)scale[c + 1];
-        u128 a = uabs(full[n]), b = uabs(full[n + 1]);
+        sum[n] = sum_at(acc, g, rowsum, half, at + c, c);
+        sum[n + 1] = sum_at(acc, g, rowsum, half, at + c + 1, c + 1);
+        u128 a = uabs((i128)sum[n] * (i128)scale[c]);
+        u128 b = uabs((i128)sum[n + 1] * (i128)scale[c + 1]);
         if (a > m) m = a;
         if (b > m) m = b;
     }
@@ -279,20 +366,22 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     int s1 = quant_shift(m, (i64)1 << 30);
     int e1 = e + s1;
     int p0 = pos[r];
-    i128 rot[HEAD_SLOTS];
-    u128 m2 = 0;
+    i64 rot[HEAD_SLOTS];
+    u64 m2 = 0;
     n = 0;
     for (int p = lane; p < pairs; p += WARP, n += 2) {
-        i128 a = quant_apply(full[n], s1, (i64)1 << 30);
-        i128 b = quant_apply(full[n + 1], s1, (i64)1 << 30);
-        i128 c = cosq[(i64)p0 * pairs + p], s = sinq[(i64)p0 * pairs + p];
-        rot[n] = a * c - b * s;
-        rot[n + 1] = a * s + b * c;
-        u128 x = uabs(rot[n]), y = uabs(rot[n + 1]);
+        int c = o + 2 * p;
+        i64 a = quant_apply((i128)sum[n] * (i128)scale[c], s1, (i64)1 << 30);
+        i64 b = quant_apply((i128)sum[n + 1] * (i128)scale[c + 1], s1, (i64)1 << 30);
+        i64 cs = cosq[(i64)p0 * pairs + p], sn = sinq[(i64)p0 * pairs + p];
+        rot[n] = a * cs - b * sn;
+        rot[n + 1] = a * sn + b * cs;
+        u64 x = rot[n] < 0 ? (u64)0 - (u64)rot[n] : (u64)rot[n];
+        u64 y = rot[n + 1] < 0 ? (u64)0 - (u64)rot[n + 1] : (u64)rot[n + 1];
         if (x > m2) m2 = x;
         if (y > m2) m2 = y;
     }
-    m2 = warp_max_u128(m2);
+    m2 = (u64)warp_max_i64((i64)m2);
     i64 levels = head < nh ? 32767 : k_levels;
     int s2 = quant_shift(m2, levels);
     int er = e1 - 30 + s2;
@@ -300,8 +389,8 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     if (head < nh) {
         int* out = q + (i64)r * d + head * hd;
         for (int p = lane; p < pairs; p += WARP, n += 2) {
-            out[2 * p] = quant_apply(rot[n], s2, levels);
-            out[2 * p + 1] = quant_apply(rot[n + 1], s2, levels);
+            out[2 * p] = quant_apply64(rot[n], s2, levels);
+            out[2 * p + 1] = quant_apply64(rot[n + 1], s2, levels);
         }
         if (lane == 0) qexp[r * nh + head] = er;
     } else {
@@ -309,8 +398,8 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
         i64 base = (((i64)layer * slots + slot[r]) * cap + p0) * nkv + kvh;
         i16* out = kc + base * hd;
         for (int p = lane; p < pairs; p += WARP, n += 2) {
-            out[2 * p] = (i16)quant_apply(rot[n], s2, levels);
-            out[2 * p + 1] = (i16)quant_apply(rot[n + 1], s2, levels);
+            out[2 * p] = (i16)quant_apply64(rot[n], s2, levels);
+            out[2 * p + 1] = (i16)quant_apply64(rot[n + 1], s2, levels);
         }
         if (lane == 0) kexpc[base] = er;
     }
@@ -336,22 +425,35 @@ extern "C" __global__ void v_store(int M, int kvd, int voff, const i64* acc, con
 }
 
 // Query heads per key/value head handled by one thread (grouped-query attention): a key or
-// value is read once for all of them. Wider groups are walked in slices of GMAX.
+// value is read once for all of them. Wider groups are walked in slices of GMAX; a slice's
+// head count is a template argument (BY_GROUP), so the loops over heads unroll and an
+// iteration issues all its loads before it waits for the first.
 #define GMAX 8
+#define BY_GROUP(ng, F, ...)            \
+    switch (ng) {                       \
+        case 1: F<1>(__VA_ARGS__); break; \
+        case 2: F<2>(__VA_ARGS__); break; \
+        case 3: F<3>(__VA_ARGS__); break; \
+        case 4: F<4>(__VA_ARGS__); break; \
+        case 5: F<5>(__VA_ARGS__); break; \
+        case 6: F<6>(__VA_ARGS__); break; \
+        case 7: F<7>(__VA_ARGS__); break; \
+        default: F<8>(__VA_ARGS__); break; \
+    }
 
-// q·k for `ng` query heads (rows `qstride` apart) against one key read once, into s[0..ng).
+// q·k for NG query heads (rows `qstride` apart) against one key read once, into s[0..NG).
 // |q| <= 32767 and |k| <= k_levels <= 4095 for head_dim >= 32: 16 products sum below
 // 2^31, exact in 32 bits. Narrower heads have wider keys and take 64-bit products.
-__device__ __forceinline__ void dots(const int* q, int qstride, int ng, const i16* k, int hd,
-                                     i64* s) {
-    for (int g = 0; g < ng; g++) s[g] = 0;
+template <int NG>
+__device__ __forceinline__ void dots(const int* q, int qstride, const i16* k, int hd, i64* s) {
+    for (int g = 0; g < NG; g++) s[g] = 0;
     if (hd >= 32 && hd % 16 == 0) {
         // 16-byte loads: rows start on 128-byte boundaries for head_dim a multiple of 16.
         const int4* k8 = (const int4*)k;
         for (int c = 0; c < hd / 16; c++) {
             int4 kk[2] = {k8[2 * c], k8[2 * c + 1]};
             const i16* kv = (const i16*)kk;
-            for (int g = 0; g < ng; g++) {
+            for (int g = 0; g < NG; g++) {
                 const int4* q4 = (const int4*)(q + (i64)g * qstride);
                 int part = 0;
                 for (int u = 0; u < 4; u++) {
@@ -363,7 +465,7 @@ __device__ __forceinline__ void dots(const int* q, int qstride, int ng, const i1
             }
         }
     } else {
-        for (int g = 0; g < ng; g++) {
+        for (int g = 0; g < NG; g++) {
             const int* qh = q + (i64)g * qstride;
             for (int i = 0; i < hd; i++) s[g] += (i64)qh[i] * (i64)k[i];
         }
@@ -383,10 +485,22 @@ __device__ __forceinline__ i64 score_of(i64 dot, int qe, int ke, i64 score_scale
 }
 
 // A softmax weight w of a row whose weights sum to total, as a 12-bit probability level:
-// floor((2 w 4095 + total) / (2 total)) (w <= total < 2^43, so both sides stay below 2^53).
-__device__ __forceinline__ i64 prob_level(i64 w, i64 total) {
+// floor((2 w 4095 + total) / (2 total)) (w <= total < 2^43), with inv = fl(1 / (2 total))
+// computed once per row. With both sides below 2^53 the product estimates a quotient below
+// 4096 to within 2^-40, so its truncation is the quotient or one off, and the exact
+// remainder says which.
+__device__ __forceinline__ i64 prob_level(i64 w, i64 total, double inv) {
     i64 n = 2 * w * 4095 + total, d = 2 * total;
-    if (n < (1LL << 53) && d < (1LL << 53)) return div_floor_small(n, d);
+    if (n < (1LL << 53) && d < (1LL << 53)) {
+        i64 q = (i64)((double)n * inv);
+        i64 r = n - q * d;
+        if (r < 0) {
+            q -= 1;
+        } else if (r >= d) {
+            q += 1;
+        }
+        return q;
+    }
     return n / d;
 }
 
@@ -399,6 +513,35 @@ __device__ __forceinline__ i64 prob_level(i64 w, i64 total) {
 // scores kernel and the P · V kernel skip them, att_probs reads their dot products as f64
 // and writes their probabilities as f64, zero up to zend[r] (the GEMM's inner length).
 
+// The scores of NG query heads (queries q, exponents qe, rows hd apart) against key k
+// (exponent ke), into out[g * cap].
+template <int NG>
+__device__ __forceinline__ void score_slice(const int* q, const int* qe, const i16* k, int ke,
+                                            int hd, i64 score_scale, i64* out, int cap) {
+    i64 s[NG];
+    dots<NG>(q, hd, k, hd, s);
+    for (int g = 0; g < NG; g++) out[(i64)g * cap] = score_of(s[g], qe[g], ke, score_scale);
+}
+
+// The scores of row r's query heads of key/value head kvh (queries qg, the group's, hd
+// apart) against the key at position j, into z.
+__device__ __forceinline__ void score_position(const int* qg, int r, int kvh, int j, int nh,
+                                               int nkv, int hd, const int* qexp, const i16* kc,
+                                               const int* kexpc, const int* slot,
+                                               i64 score_scale, int layer, int slots, int cap,
+                                               i64* z) {
+    int group = nh / nkv, kvd = nkv * hd;
+    i64 sbase = ((i64)layer * slots + slot[r]) * cap + j;
+    const i16* k = kc + sbase * kvd + kvh * hd;
+    int ke = kexpc[sbase * nkv + kvh];
+    for (int g0 = 0; g0 < group; g0 += GMAX) {
+        int ng = group - g0 < GMAX ? group - g0 : GMAX;
+        int h0 = kvh * group + g0;
+        BY_GROUP(ng, score_slice, qg + g0 * hd, qexp + r * nh + h0, k, ke, hd, score_scale,
+                 z + ((i64)r * nh + h0) * cap + j, cap);
+    }
+}
+
 // Scores: thread per (row, key/value head, position j <= pos) for the group's query heads.
 extern "C" __global__ void att_scores(int M, int nh, int nkv, int hd, const int* q,
                                       const int* qexp, const i16* kc, const int* kexpc,
@@ -410,19 +553,33 @@ extern "C" __global__ void att_scores(int M, int nh, int nkv, int hd, const int*
     int rk = t / cap;
     int r = rk / nkv, kvh = rk % nkv;
     if (zend[r] != 0 || j > pos[r]) return;
-    int group = nh / nkv, kvd = nkv * hd;
-    i64 sbase = ((i64)layer * slots + slot[r]) * cap + j;
-    const i16* k = kc + sbase * kvd + kvh * hd;
-    int ke = kexpc[sbase * nkv + kvh];
-    i64 s[GMAX];
-    for (int g0 = 0; g0 < group; g0 += GMAX) {
-        int ng = group - g0 < GMAX ? group - g0 : GMAX;
-        int h0 = kvh * group + g0;
-        dots(q + (i64)r * nh * hd + h0 * hd, hd, ng, k, hd, s);
-        for (int g = 0; g < ng; g++) {
-            z[((i64)r * nh + h0 + g) * cap + j] =
-                score_of(s[g], qexp[r * nh + h0 + g], ke, score_scale);
-        }
+    const int* qg = q + ((i64)r * nh + (i64)kvh * (nh / nkv)) * hd;
+    score_position(qg, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale, layer, slots,
+                   cap, z);
+}
+
+// att_scores with a block per (row, key/value head): the group's queries are read once into
+// shared memory (`group * hd` ints of dynamic shared memory) instead of by every thread, and
+// the block's threads walk the positions. Same integers as att_scores.
+extern "C" __global__ void att_scores_block(int M, int nh, int nkv, int hd, const int* q,
+                                            const int* qexp, const i16* kc, const int* kexpc,
+                                            const int* pos, const int* slot, const int* zend,
+                                            i64 score_scale, int layer, int slots, int cap,
+                                            i64* z) {
+    extern __shared__ int4 sq4[];
+    int* sq = (int*)sq4;
+    int rk = blockIdx.x;
+    if (rk >= M * nkv) return;
+    int r = rk / nkv, kvh = rk % nkv;
+    if (zend[r] != 0) return;
+    int group = nh / nkv;
+    const int* qr = q + ((i64)r * nh + (i64)kvh * group) * hd;
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x) sq[i] = qr[i];
+    __syncthreads();
+    int n = pos[r] + 1;
+    for (int j = threadIdx.x; j < n; j += blockDim.x) {
+        score_position(sq, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale, layer,
+                       slots, cap, z);
     }
 }
 
@@ -479,9 +636,10 @@ extern "C" __global__ void att_probs(int M, int nh, int nkv, const int* pos, con
     i64 total = 0;
     for (int j = lane; j < n; j += WARP) total += exp2_neg(exp2, mx - zr[j]);
     total = warp_sum_i64(total);
+    double inv = 1.0 / (double)(2 * total);
     for (int j = lane; j < n; j += WARP) {
         i64 wj = exp2_neg(exp2, mx - zr[j]);
-        i64 p = prob_level(wj, total);
+        i64 p = prob_level(wj, total, inv);
         zr[j] = end != 0 ? f64_bits((double)p) : p;
     }
     for (int j = n + lane; j < end; j += WARP) zr[j] = f64_bits(0.0);
@@ -543,11 +701,43 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
         total += wj;
     }
     total = block_sum_i64(total, red);
+    double inv = 1.0 / (double)(2 * total);
     for (int j = tid; j < n; j += nt) {
-        i64 p = prob_level(sz[j], total);
+        i64 p = prob_level(sz[j], total, inv);
         zr[j] = end != 0 ? f64_bits((double)p) : p;
     }
     for (int j = n + tid; j < end; j += nt) zr[j] = f64_bits(0.0);
+}
+
+// NG query heads' P · V sums over positions [j0, j1) of one value channel (column vb, rows
+// kvd apart) with the heads' probability rows p (cap apart), added into out[g * hd]. Four
+// positions per iteration: their loads are all issued before the first product.
+// p < 2^12 and |v| < 2^23: each product is one 32 x 32 -> 64-bit multiply-add.
+#ifndef PV_UNROLL
+#define PV_UNROLL 4
+#endif
+template <int NG>
+__device__ __forceinline__ void pv_slice(const i64* p, int cap, const int* vb, int kvd, int j0,
+                                         int j1, i64* out, int hd) {
+    i64 a[NG];
+    for (int g = 0; g < NG; g++) a[g] = 0;
+    int j = j0;
+    for (; j + PV_UNROLL <= j1; j += PV_UNROLL) {
+        int v[PV_UNROLL], w[PV_UNROLL][NG];
+        for (int u = 0; u < PV_UNROLL; u++) {
+            v[u] = vb[(i64)(j + u) * kvd];
+            for (int g = 0; g < NG; g++) w[u][g] = (int)p[(i64)g * cap + j + u];
+        }
+        for (int u = 0; u < PV_UNROLL; u++)
+            for (int g = 0; g < NG; g++) a[g] += (i64)w[u][g] * (i64)v[u];
+    }
+    for (; j < j1; j++) {
+        i64 v = vb[(i64)j * kvd];
+        for (int g = 0; g < NG; g++) a[g] += (i64)(int)p[(i64)g * cap + j] * v;
+    }
+    for (int g = 0; g < NG; g++) {
+        if (a[g] != 0) atomicAdd((unsigned long long*)&out[(i64)g * hd], (unsigned long long)a[g]);
+    }
 }
 
 // P · V partial sums: thread per (row, key/value head, channel, span of `span` positions)
@@ -570,23 +760,11 @@ extern "C" __global__ void att_pv(int M, int nh, int nkv, int hd, const i64* z, 
     int j0 = sp * span, j1 = j0 + span < n ? j0 + span : n;
     if (j0 >= j1) return;
     const int* vb = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd + i;
-    i64 a[GMAX];
     for (int g0 = 0; g0 < group; g0 += GMAX) {
         int ng = group - g0 < GMAX ? group - g0 : GMAX;
         int h0 = kvh * group + g0;
-        const i64* p = z + ((i64)r * nh + h0) * cap;
-        for (int g = 0; g < ng; g++) a[g] = 0;
-        for (int j = j0; j < j1; j++) {
-            // p < 2^12 and |v| < 2^23: one 32 x 32 -> 64-bit multiply-add.
-            i64 v = vb[(i64)j * kvd];
-            for (int g = 0; g < ng; g++) a[g] += (i64)(int)p[(i64)g * cap + j] * v;
-        }
-        for (int g = 0; g < ng; g++) {
-            if (a[g] != 0) {
-                atomicAdd((unsigned long long*)&acc[((i64)r * nh + h0 + g) * hd + i],
-                          (unsigned long long)a[g]);
-            }
-        }
+        BY_GROUP(ng, pv_slice, z + ((i64)r * nh + h0) * cap, cap, vb, kvd, j0, j1,
+                 acc + ((i64)r * nh + h0) * hd + i, hd);
     }
 }
 
@@ -643,14 +821,16 @@ extern "C" __global__ void from_f64(i64 n, const double* g, i64* acc, int* err) 
 
 // The per-channel rescale of P · V: thread per (row, head, channel); mantissas M x d.
 extern "C" __global__ void att_out(int M, int nh, int nkv, int hd, const i64* acc,
-                                   const int* vexp, int vexp_min, i128* mant) {
+                                   const int* vexp, int vexp_min, i128* mant, u64* rowhi) {
     i64 t = thread_id();
     if (t >= (i64)M * nh * hd) return;
     int i = t % hd;
     int head = (t / hd) % nh;
     int kvh = head / (nh / nkv);
     int shift = vexp[kvh * hd + i] - vexp_min + 20;
-    mant[t] = div_round((i128)acc[t] << shift, (i128)4095);
+    i128 m = div_round((i128)acc[t] << shift, (i128)4095);
+    mant[t] = m;
+    row_max_hi(rowhi, t / (nh * hd), nh * hd, m);
 }
 
 extern "C" __global__ void zero_i64(i64 n, i64* v) {
@@ -659,19 +839,25 @@ extern "C" __global__ void zero_i64(i64 n, i64* v) {
 }
 
 // quantize_row per row of `n` mantissas (exponent `exp + (base ? base[r] : 0)` plus the
-// shift) into the next linear layer's input (put_level): warp per row.
-extern "C" __global__ void quant_rows(int M, int n, const i128* v, int exp, const int* base,
-                                      i64 levels, int* h, signed char* limbs, int* out_exp) {
+// shift) into the next linear layer's input (put_level): warp per row. The kernel that wrote
+// the mantissas booked each row's maximum high word in rowhi: where that decides the shift
+// (quant_shift_hi), the row is read once instead of twice.
+extern "C" __global__ void quant_rows(int M, int n, const i128* v, const u64* rowhi, int exp,
+                                      const int* base, i64 levels, int* h, signed char* limbs,
+                                      int* out_exp) {
     int r = warp_id();
     if (r >= M) return;
     int lane = threadIdx.x % WARP;
     const i128* row = v + (i64)r * n;
-    u128 mx = 0;
-    for (int i = lane; i < n; i += WARP) {
-        u128 a = uabs(row[i]);
-        if (a > mx) mx = a;
+    int s = quant_shift_hi(rowhi[r], levels);
+    if (s < 0) {
+        u128 mx = 0;
+        for (int i = lane; i < n; i += WARP) {
+            u128 a = uabs(row[i]);
+            if (a > mx) mx = a;
+        }
+        s = quant_shift(warp_max_u128(mx), levels);
     }
-    int s = quant_shift(warp_max_u128(mx), levels);
     i64 half = (i64)M * n;
     for (int i = lane; i < n; i += WARP) {
         put_level(h, limbs, half, (i64)r * n + i, quant_apply(row[i], s, levels));
@@ -736,11 +922,19 @@ extern "C" __global__ void ffn_shifts(int M, int f, const i64* acc, const int* g
     }
 }
 
+// round_shift(v, s) as i64 for |v| < 2^31: in 64 bits for |s| <= 31.
+__device__ __forceinline__ i64 round_shift31(i64 v, int s) {
+    if (s == 0) return v;
+    if (s > 0 && s <= 31) return (v + ((i64)1 << (s - 1))) >> s;
+    if (s < 0 && s >= -31) return v * ((i64)1 << -s);
+    return (i64)round_shift(v, s);
+}
+
 // SiLU(gate) * up: thread per (row, channel of f); writes the row's mantissa exponent base.
 extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const int* g,
                                    const i64* rowsum, const i64* scale, const int* sg,
                                    const int* su, const int* hexp, int wexp, const i64* sig,
-                                   i128* mant, int* ebase) {
+                                   i128* mant, int* ebase, u64* rowhi) {
     i64 t = thread_id();
     if (t >= (i64)M * f) return;
     int r = t / f, o = t % f;
@@ -748,14 +942,17 @@ extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const int* g,
     const i64 L = 2147483647;
     int e = hexp[r] + wexp;
     int eg = e + sg[r], eu = e + su[r];
-    i128 gv = quant_apply(ffn_scaled(w, o), sg[r], L);
-    i128 uv = quant_apply(ffn_scaled(w, f + o), su[r], L);
-    i64 x16 = (i64)round_shift(gv, -(eg + 16));
+    i64 gv = quant_apply(ffn_scaled(w, o), sg[r], L);
+    i64 uv = quant_apply(ffn_scaled(w, f + o), su[r], L);
+    i64 x16 = round_shift31(gv, -(eg + 16));
     const i64 lim = (i64)1 << 40;
     if (x16 < -lim) x16 = -lim;
     if (x16 > lim) x16 = lim;
     i64 s = sigmoid_q16(sig, x16);
-    mant[t] = gv * (i128)s * uv;
+    // |gv s| < 2^61.
+    i128 m = (i128)(gv * s) * (i128)uv;
+    mant[t] = m;
+    row_max_hi(rowhi, r, f, m);
     if (o == 0) ebase[r] = eg + eu - 30;
 }
 

@@ -38,7 +38,7 @@ use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 21] = [
+const KERNELS: [&str; 22] = [
     "embed",
     "levels_f64",
     "norm_rows",
@@ -50,6 +50,7 @@ const KERNELS: [&str; 21] = [
     "qk_rope",
     "v_store",
     "att_scores",
+    "att_scores_block",
     "att_probs",
     "att_probs_block",
     "att_pv",
@@ -81,11 +82,15 @@ const KV_BUDGET: usize = 2 * DEVICE_ROWS;
 /// Integers up to 2^53 are exact in f64, so are all the partial sums of a GEMM below it.
 const F64_EXACT: f64 = 9_007_199_254_740_992.0;
 const THREADS: u32 = 256;
-/// Threads per (row, head) of `att_probs_block`.
-const PROB_THREADS: u32 = 128;
+/// Rows of scores up to this long take the warp kernel for probabilities, longer ones a
+/// block per (row, head) (measured on an H200: for 256 positions the warp kernel took 121 µs
+/// per 8,192 rows where blocks of 128 threads took 179; for 2,048 blocks of 256 threads took
+/// 610 µs, the warp kernel 1,570).
+const PROB_WARP_MAX: usize = 512;
 /// Shared memory a block may take without opting in (48 KiB, static and dynamic together):
 /// `att_probs_block` holds one row of `cap` i64 scores plus its 32-entry reduction array,
-/// so windows up to 6,112 positions take it.
+/// so windows up to 6,112 positions take it; `att_scores_block` one key/value head's group
+/// of queries (group × head_dim ints).
 const SHARED_BYTES: usize = 48 * 1024;
 /// `att_probs_block`'s static shared memory (`red` in kernels.cu).
 const PROB_STATIC_SHARED: usize = 8 * 32;
@@ -222,6 +227,9 @@ struct Workspace {
     qexp: CudaSlice<i32>,
     /// Mantissas before quantization: attention output (rows × d), FFN product (rows × f).
     narrow: CudaSlice<i128>,
+    /// Per row, the high 64 bits of its largest mantissa in `narrow` (zeroed before the
+    /// kernel that writes them books them; read by `quant_rows`).
+    rowhi: CudaSlice<i64>,
     scores: CudaSlice<i32>,
     tok: CudaSlice<i32>,
     slot: CudaSlice<i32>,
@@ -268,6 +276,7 @@ impl Workspace {
             zend: z(rows)?,
             qexp: z(rows * c.n_heads)?,
             narrow: stream.alloc_zeros(rows * f.max(d)).map_err(drv)?,
+            rowhi: stream.alloc_zeros(rows).map_err(drv)?,
             scores: z(rows * n_max)?,
             tok: z(rows)?,
             slot: z(rows)?,
@@ -320,9 +329,9 @@ pub struct CudaEngine {
     /// longer than this is copied alone): bounds the copies' memory, speed only otherwise.
     kv_budget: usize,
     pv_span: usize,
-    /// Probabilities with the row in shared memory where it fits (off: the warp kernel
-    /// always; the tests switch it to reach that kernel with short windows).
-    probs_in_shared: bool,
+    /// Scores and probabilities with their operands in shared memory where they fit (off:
+    /// the thread and warp kernels always; the tests switch it to reach those).
+    shared_kernels: bool,
     ws: Option<Workspace>,
     caches: Option<Caches>,
     device_name: String,
@@ -458,7 +467,7 @@ impl CudaEngine {
             att_block: tuning("LMGC_CUDA_ATT_BLOCK", ATT_BLOCK)?,
             kv_budget: KV_BUDGET,
             pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
-            probs_in_shared: true,
+            shared_kernels: true,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -543,6 +552,14 @@ impl CudaEngine {
             }
         }
         self.stream.memcpy_htod(&zend, &mut ws.zend).map_err(drv)?;
+        // Positions the attention kernels (not the GEMMs) attend to in the longest of their
+        // rows; None when every row is in a GEMM run.
+        let kernel_positions = zend
+            .iter()
+            .zip(pos)
+            .filter(|(z, _)| **z == 0)
+            .map(|(_, &p)| p as usize + 1)
+            .max();
         let ws = self.ws.as_ref().expect("made above");
         let run = Run {
             stream: &self.stream,
@@ -632,8 +649,22 @@ impl CudaEngine {
                 })?;
                 att.scores(li)?;
             }
-            if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
-                run.launch("att_scores", threads(m * nkv * cap as usize)?, |b| {
+            if let Some(n) = kernel_positions {
+                let group_bytes = nh / nkv * hd * 4;
+                let (name, cfg) = if self.shared_kernels && group_bytes <= SHARED_BYTES {
+                    let blocks = u32::try_from(m * nkv)
+                        .map_err(|_| Error::Unsupported("rows × heads past 2^32".into()))?;
+                    // Threads for the longest row's positions, in whole warps.
+                    let cfg = LaunchConfig {
+                        grid_dim: (blocks, 1, 1),
+                        block_dim: ((n.div_ceil(32) * 32).min(THREADS as usize) as u32, 1, 1),
+                        shared_mem_bytes: group_bytes as u32,
+                    };
+                    ("att_scores_block", cfg)
+                } else {
+                    ("att_scores", threads(m * nkv * cap as usize)?)
+                };
+                run.launch(name, cfg, |b| {
                     b.arg(&mi)
                         .arg(&nhi)
                         .arg(&nkvi)
@@ -652,19 +683,23 @@ impl CudaEngine {
                         .arg(z);
                 })?;
             }
-            let (probs, cfg) =
-                if self.probs_in_shared && cap as usize * 8 + PROB_STATIC_SHARED <= SHARED_BYTES {
-                    let blocks = u32::try_from(m * nh)
-                        .map_err(|_| Error::Unsupported("rows × heads past 2^32".into()))?;
-                    let cfg = LaunchConfig {
-                        grid_dim: (blocks, 1, 1),
-                        block_dim: (PROB_THREADS, 1, 1),
-                        shared_mem_bytes: cap as u32 * 8,
-                    };
-                    ("att_probs_block", cfg)
-                } else {
-                    ("att_probs", warps(m * nh)?)
+            let (probs, cfg) = if self.shared_kernels
+                && cap as usize > PROB_WARP_MAX
+                && cap as usize * 8 + PROB_STATIC_SHARED <= SHARED_BYTES
+            {
+                let blocks = u32::try_from(m * nh)
+                    .map_err(|_| Error::Unsupported("rows × heads past 2^32".into()))?;
+                // About 8 positions per thread, in whole warps.
+                let threads = ((cap as u32 / 8).div_ceil(32) * 32).clamp(128, 256);
+                let cfg = LaunchConfig {
+                    grid_dim: (blocks, 1, 1),
+                    block_dim: (threads, 1, 1),
+                    shared_mem_bytes: cap as u32 * 8,
                 };
+                ("att_probs_block", cfg)
+            } else {
+                ("att_probs", warps(m * nh)?)
+            };
             run.launch(probs, cfg, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
@@ -711,6 +746,7 @@ impl CudaEngine {
                     b.arg(&mi).arg(&di).arg(&ws.zend).arg(&ws.pv).arg(&self.err);
                 })?;
             }
+            run.zero_rowhi()?;
             run.launch("att_out", threads(m * d)?, |b| {
                 b.arg(&mi)
                     .arg(&nhi)
@@ -718,7 +754,7 @@ impl CudaEngine {
                     .arg(&hdi)
                     .arg(&ws.pv)
                     .arg(&layer.v_exp);
-                b.arg(&layer.v_exp_min).arg(&ws.narrow);
+                b.arg(&layer.v_exp_min).arg(&ws.narrow).arg(&ws.rowhi);
             })?;
             let attn_exp = layer.v_exp_min - 20;
             run.quant_rows(d, attn_exp, None, &layer.wo)?;
@@ -732,6 +768,7 @@ impl CudaEngine {
                 gu.args(b, ws).arg(&layer.gate_up.scale).arg(&FFN_LEVELS);
                 b.arg(&ws.sg).arg(&ws.su);
             })?;
+            run.zero_rowhi()?;
             run.launch("ffn_act", threads(m * f)?, |b| {
                 b.arg(&mi).arg(&fi);
                 gu.args(b, ws)
@@ -742,7 +779,8 @@ impl CudaEngine {
                 b.arg(&layer.gate_up.exp)
                     .arg(&self.sigmoid)
                     .arg(&ws.narrow)
-                    .arg(&ws.ebase);
+                    .arg(&ws.ebase)
+                    .arg(&ws.rowhi);
             })?;
             run.quant_rows(f, 0, Some(&ws.ebase), &layer.down)?;
             let down = run.linear(&layer.down)?;
@@ -880,6 +918,14 @@ impl Run<'_> {
         })
     }
 
+    /// Clears the row maxima that the next kernel writing `narrow` books.
+    fn zero_rowhi(&self) -> Result<()> {
+        let n = self.m as i64;
+        self.launch("zero_i64", threads(self.m)?, |b| {
+            b.arg(&n).arg(&self.ws.rowhi);
+        })
+    }
+
     /// quantize_row over each row's `n` mantissas in `narrow` (exponent `exp` plus `base`'s
     /// entry) into the input of `next`.
     fn quant_rows(
@@ -893,7 +939,7 @@ impl Run<'_> {
         let (mi, ni) = (self.m as i32, n as i32);
         let (h, limbs) = self.levels_out(next);
         self.launch("quant_rows", warps(self.m)?, |b| {
-            b.arg(&mi).arg(&ni).arg(&ws.narrow).arg(&exp);
+            b.arg(&mi).arg(&ni).arg(&ws.narrow).arg(&ws.rowhi).arg(&exp);
             match base {
                 Some(s) => b.arg(s),
                 None => b.arg(&NULL),

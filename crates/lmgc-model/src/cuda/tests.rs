@@ -165,8 +165,9 @@ fn long_windows_match_the_host_engine() {
     );
 }
 
-/// Groups of 9 query heads per key/value head (wider than the kernels' 8 per pass) and the
-/// warp kernel for probabilities (which long windows take), GEMM and kernel rows alike.
+/// Groups of 9 query heads per key/value head (wider than the kernels' 8 per pass) with the
+/// thread kernel for scores and the warp kernel for probabilities (which groups too wide
+/// for shared memory and long windows take), GEMM and kernel rows alike.
 #[test]
 fn wide_groups_and_warp_probabilities_match_the_host_engine() {
     check_windows(
@@ -175,8 +176,20 @@ fn wide_groups_and_warp_probabilities_match_the_host_engine() {
         &[70, 9, 40],
         256,
         |g| {
-            g.probs_in_shared = false;
+            g.shared_kernels = false;
         },
+    );
+}
+
+/// The same groups of 9 with the queries and the probability rows in shared memory.
+#[test]
+fn wide_groups_in_shared_memory_match_the_host_engine() {
+    check_windows(
+        config(2, 144, 18, 2, 160, 300),
+        16,
+        &[70, 9, 40],
+        256,
+        |_| {},
     );
 }
 
