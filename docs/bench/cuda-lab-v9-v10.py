@@ -3,7 +3,7 @@
 # and each kernel timed (CUDA events, median of repeats). A record of that comparison, tied
 # to those two versions' kernel signatures, not a maintained tool. On a GPU host with CuPy:
 #   git show 11476d1:crates/lmgc-model/src/cuda/kernels.cu > DIR/k9.cu
-#   git show <version 10>:crates/lmgc-model/src/cuda/kernels.cu > DIR/k10.cu
+#   git show 875f3a1:crates/lmgc-model/src/cuda/kernels.cu > DIR/k10.cu
 #   python3 docs/bench/cuda-lab-v9-v10.py DIR          # ONLY=pv: decoding attention only
 import os, sys, numpy as np, cupy as cp
 here = sys.argv[1]
