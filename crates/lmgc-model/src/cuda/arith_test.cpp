@@ -104,7 +104,7 @@ int main() {
             n = root * root + (u128)(rng() % 3) - 1;
         }
         CHECK(isqrt(n) == slow_isqrt(n), "isqrt");
-        u64 dd = 1 + (rng() >> (64 - 1 - rng() % 31));
+        u64 dd = 1 + (rng() >> (64 - 1 - rng() % 32));
         CHECK(udiv_small(n, dd) == n / dd, "udiv_small");
         int s = (int)(rng() % 64);
         i64 v = (i64)any(1 + rng() % 62);
@@ -128,6 +128,17 @@ int main() {
         int sh = (int)(rng() % 200) - 100;
         CHECK(round_shift31(g, sh) == (i64)round_shift((i128)g, sh), "round_shift31");
     }
+    for (i64 x : {I64_MIN, I64_MAX, (i64)0, (i64)-1, (i64)1})
+        for (u128 rms : {(u128)1, (u128)3, ((u128)1 << 52) - 1, (u128)1 << 52, (u128)I64_MAX}) {
+            bool fast = rms < ((u128)1 << 52);
+            double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
+            CHECK(norm_mant(x, rms, fast, inv, 12345) ==
+                      slow_floor(2 * ((i128)x << 32) + (i128)rms, 2 * (i128)rms) * 12345,
+                  "norm_mant edge");
+        }
+    for (u64 dd : {(u64)1, (u64)576, (u64)0xffffffffu})
+        for (u128 n : {(u128)0, ~(u128)0, ((u128)1 << 64) - 1, (u128)1 << 100})
+            CHECK(udiv_small(n, dd) == n / dd, "udiv_small edge");
     for (u128 n : {(u128)0, (u128)1, (u128)2, (u128)3, (u128)4, ((u128)1 << 104) - 1,
                    (u128)1 << 104, ~(u128)0, ((u128)1 << 64) - 1})
         CHECK(isqrt(n) == slow_isqrt(n), "isqrt edge");

@@ -166,8 +166,9 @@ fn long_windows_match_the_host_engine() {
 }
 
 /// Groups of 9 query heads per key/value head (wider than the kernels' 8 per pass) with the
-/// thread kernel for scores and the warp kernel for probabilities (which groups too wide
-/// for shared memory and long windows take), GEMM and kernel rows alike.
+/// thread kernel for scores and the warp kernel for probabilities (what groups too wide for
+/// shared memory take; the warp kernel also takes every row of up to 512 positions), GEMM
+/// and kernel rows alike.
 #[test]
 fn wide_groups_and_warp_probabilities_match_the_host_engine() {
     check_windows(
@@ -181,14 +182,18 @@ fn wide_groups_and_warp_probabilities_match_the_host_engine() {
     );
 }
 
-/// The same groups of 9 with the queries and the probability rows in shared memory.
+/// The same groups of 9 with the block kernels: the group's queries in shared memory for
+/// the scores (the short window's prefill rows and every decoding step), and rows longer
+/// than 512 positions with their probabilities in shared memory. Also the FFN's one-read
+/// quantization: its mantissas' high words decide their shifts (about 2^92 for 31-bit gate
+/// and up levels), while the attention output's are zero and take the two-read path.
 #[test]
 fn wide_groups_in_shared_memory_match_the_host_engine() {
     check_windows(
         config(2, 144, 18, 2, 160, 300),
         16,
-        &[70, 9, 40],
-        256,
+        &[600, 9, 40],
+        640,
         |_| {},
     );
 }
