@@ -721,7 +721,7 @@ impl CudaEngine {
             if let Some(att) = &att {
                 att.pv(li)?;
             }
-            if att_runs.iter().map(|r| r.len).sum::<usize>() < m {
+            if kernel_positions.is_some() {
                 let spans = (cap as usize).div_ceil(self.pv_span);
                 let span = self.pv_span as i32;
                 run.launch("att_pv", threads(m * nkv * hd * spans)?, |b| {
