@@ -283,18 +283,41 @@ __device__ __forceinline__ i128 norm_mant(i64 x, u128 rms, bool fast, double inv
     return div_round((i128)x << 32, (i128)rms) * (i128)gamma;
 }
 
-// RMSNorm: warp per row. The 128-bit mantissas are computed twice (for the row's max, then
-// to quantize) instead of stored in a rows x d buffer: no slower on an H200, and the
-// buffer's memory is saved.
-extern "C" __global__ void norm_rows(int M, int d, const i64* x, const i64* gamma, int gexp,
-                                     i64 eps, int* h, signed char* limbs, int* hexp) {
+// x + round(sum * scale * 2^-shift) in the residual's fixed point, saturating (the residual
+// add after a linear layer, for one value).
+__device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, int shift) {
+    i128 delta = round_shift((i128)sum * (i128)scale, shift);
+    if (delta > (i128)I64_MAX) delta = I64_MAX;
+    if (delta < (i128)I64_MIN) delta = I64_MIN;
+    i128 s = (i128)x + delta;
+    if (s > (i128)I64_MAX) s = I64_MAX;
+    if (s < (i128)I64_MIN) s = I64_MIN;
+    return (i64)s;
+}
+
+// RMSNorm: warp per row, first adding the linear layer before it into the residual rows x
+// when `scale` is not null (sums as sum_at reads them, input exponents in hexp, which the norm
+// then overwrites with its own: every lane has read its row's entry before the first shuffle).
+// The added rows go to x and are read back by the lane that wrote them. The 128-bit
+// mantissas are computed twice (for the row's max, then to quantize) instead of stored in a
+// rows x d buffer: no slower on an H200, and the buffer's memory is saved.
+extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
+                                     const i64* rowsum, const i64* scale, int wexp, i64* x,
+                                     const i64* gamma, int gexp, i64 eps, int* h,
+                                     signed char* limbs, int* hexp) {
     int r = warp_id();
     if (r >= M) return;
     int lane = threadIdx.x % WARP;
-    const i64* row = x + (i64)r * d;
+    i64* row = x + (i64)r * d;
+    int shift = scale ? -(hexp[r] + wexp + 24) : 0;
     u128 sumsq = 0;
     for (int i = lane; i < d; i += WARP) {
         i64 v = row[i];
+        if (scale) {
+            i64 t = (i64)r * d + i;
+            v = residual_add(v, sum_at(acc, g, rowsum, (i64)M * d, t, i), scale[i], shift);
+            row[i] = v;
+        }
         u64 a = v < 0 ? (u64)0 - (u64)v : (u64)v;
         sumsq += (u128)a * a;
     }
@@ -865,24 +888,6 @@ extern "C" __global__ void quant_rows(int M, int n, const i128* v, const u64* ro
     if (lane == 0) out_exp[r] = exp + (base ? base[r] : 0) + s;
 }
 
-// x += round(acc * scale * 2^(e + wexp)) in the residual's fixed point (saturating).
-extern "C" __global__ void add_residual(int M, int d, const i64* acc, const int* g,
-                                        const i64* rowsum, const i64* scale, int wexp,
-                                        const int* e, i64* x) {
-    i64 t = thread_id();
-    if (t >= (i64)M * d) return;
-    int r = t / d, o = t % d;
-    int shift = -(e[r] + wexp + 24);
-    i128 a = sum_at(acc, g, rowsum, (i64)M * d, t, o);
-    i128 delta = round_shift(a * (i128)scale[o], shift);
-    if (delta > (i128)I64_MAX) delta = I64_MAX;
-    if (delta < (i128)I64_MIN) delta = I64_MIN;
-    i128 s = (i128)x[t] + delta;
-    if (s > (i128)I64_MAX) s = I64_MAX;
-    if (s < (i128)I64_MIN) s = I64_MIN;
-    x[t] = (i64)s;
-}
-
 // The FFN between its two GEMMs: the gate and up rows are the GEMM's sums times each output's
 // weight scale, each quantized to 31 bits at its own per-row shift (ffn_shifts), then
 // SiLU(gate) * up as 128-bit mantissas (ffn_act), which quant_rows turns into the down
@@ -954,6 +959,110 @@ extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const int* g,
     mant[t] = m;
     row_max_hi(rowhi, r, f, m);
     if (o == 0) ebase[r] = eg + eu - 30;
+}
+
+// The maximum of v over the block, in every thread (as block_max_i64).
+__device__ u128 block_max_u128(u128 v, u128* red) {
+    int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
+    v = warp_max_u128(v);
+    __syncthreads();
+    if (lane == 0) red[wid] = v;
+    __syncthreads();
+    v = tid < nw ? red[tid] : 0;
+    if (wid == 0) {
+        v = warp_max_u128(v);
+        if (lane == 0) red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+
+// ffn_shifts, ffn_act and quant_rows in one kernel, a block per row: the row's (gate, up) sum
+// pairs go to shared memory (f 16-byte slots of dynamic shared memory), then each pair's
+// slot takes its 128-bit mantissa, which the same thread quantizes. The GEMM's sums are read
+// once and no mantissa goes to global memory; the same integers as the three kernels. hexp
+// holds the input exponents and receives the output's (read before the first barrier).
+extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
+                                   const i64* rowsum, const i64* scale, int wexp, const i64* sig,
+                                   i64 levels, int* h, signed char* limbs, int* hexp) {
+    extern __shared__ int4 sq4[];
+    __shared__ u128 red[1024 / WARP];
+    int r = blockIdx.x;
+    if (r >= M) return;
+    int tid = threadIdx.x, nt = blockDim.x;
+    i64* gu = (i64*)sq4;
+    i128* mant = (i128*)sq4;
+    i64 half = (i64)M * 2 * f, at = (i64)r * 2 * f;
+    int e = hexp[r] + wexp;
+    u128 mg = 0, mu = 0;
+    for (int o = tid; o < f; o += nt) {
+        i64 a = sum_at(acc, g, rowsum, half, at + o, o);
+        i64 b = sum_at(acc, g, rowsum, half, at + f + o, f + o);
+        gu[2 * o] = a;
+        gu[2 * o + 1] = b;
+        u128 x = uabs((i128)a * (i128)scale[o]), y = uabs((i128)b * (i128)scale[f + o]);
+        if (x > mg) mg = x;
+        if (y > mu) mu = y;
+    }
+    const i64 L = 2147483647;
+    int sg = quant_shift(block_max_u128(mg, red), L);
+    int su = quant_shift(block_max_u128(mu, red), L);
+    int eg = e + sg, eu = e + su;
+    u128 mx = 0;
+    for (int o = tid; o < f; o += nt) {
+        i64 gv = quant_apply((i128)gu[2 * o] * (i128)scale[o], sg, L);
+        i64 uv = quant_apply((i128)gu[2 * o + 1] * (i128)scale[f + o], su, L);
+        i64 x16 = round_shift31(gv, -(eg + 16));
+        const i64 lim = (i64)1 << 40;
+        if (x16 < -lim) x16 = -lim;
+        if (x16 > lim) x16 = lim;
+        // |gv s| < 2^61.
+        i128 m = (i128)(gv * sigmoid_q16(sig, x16)) * (i128)uv;
+        mant[o] = m;
+        u128 a = uabs(m);
+        if (a > mx) mx = a;
+    }
+    int s = quant_shift(block_max_u128(mx, red), levels);
+    i64 out_half = (i64)M * f;
+    for (int o = tid; o < f; o += nt) {
+        put_level(h, limbs, out_half, (i64)r * f + o, quant_apply(mant[o], s, levels));
+    }
+    if (tid == 0) hexp[r] = eg + eu - 30 + s;
+}
+
+// pv_take, att_out and quant_rows in one kernel, a block per row: the row's d = nh hd
+// mantissas in dynamic shared memory (16 bytes each) instead of global memory; the same
+// integers. Rows with a nonzero zend have their P · V sums as an f64 GEMM's output.
+extern "C" __global__ void att_out_row(int M, int nh, int nkv, int hd, const i64* acc,
+                                       const int* zend, const int* vexp, int vexp_min, int exp,
+                                       i64 levels, int* h, signed char* limbs, int* out_exp,
+                                       int* err) {
+    extern __shared__ int4 sq4[];
+    __shared__ u128 red[1024 / WARP];
+    int r = blockIdx.x;
+    if (r >= M) return;
+    int tid = threadIdx.x, nt = blockDim.x;
+    int d = nh * hd;
+    bool gemm = zend[r] != 0;
+    i128* mant = (i128*)sq4;
+    u128 mx = 0;
+    for (int t = tid; t < d; t += nt) {
+        int i = t % hd;
+        int kvh = (t / hd) / (nh / nkv);
+        int shift = vexp[kvh * hd + i] - vexp_min + 20;
+        i64 sum = acc[(i64)r * d + t];
+        if (gemm) sum = exact_int(bits_f64(sum), err);
+        i128 m = div_round((i128)sum << shift, (i128)4095);
+        mant[t] = m;
+        u128 a = uabs(m);
+        if (a > mx) mx = a;
+    }
+    int s = quant_shift(block_max_u128(mx, red), levels);
+    i64 half = (i64)M * d;
+    for (int t = tid; t < d; t += nt) {
+        put_level(h, limbs, half, (i64)r * d + t, quant_apply(mant[t], s, levels));
+    }
+    if (tid == 0) out_exp[r] = exp + s;
 }
 
 // Output scores in 1/1024 bit: thread per (row, output row).

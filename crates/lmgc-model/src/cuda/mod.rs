@@ -38,7 +38,7 @@ use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 22] = [
+const KERNELS: [&str; 23] = [
     "embed",
     "levels_f64",
     "norm_rows",
@@ -57,8 +57,9 @@ const KERNELS: [&str; 22] = [
     "att_out",
     "zero_i64",
     "quant_rows",
-    "add_residual",
     "ffn_shifts",
+    "ffn_row",
+    "att_out_row",
     "ffn_act",
     "logits",
 ];
@@ -94,6 +95,8 @@ const PROB_WARP_MAX: usize = 512;
 const SHARED_BYTES: usize = 48 * 1024;
 /// `att_probs_block`'s static shared memory (`red` in kernels.cu).
 const PROB_STATIC_SHARED: usize = 8 * 32;
+/// Static shared memory of the block-per-row kernels (a 16-byte maximum per warp).
+const ROW_STATIC_SHARED: usize = 16 * 32;
 
 fn drv(e: impl std::fmt::Debug) -> Error {
     Error::Backend(format!("CUDA: {e:?}"))
@@ -602,9 +605,11 @@ impl CudaEngine {
                 .arg(&self.embedding)
                 .arg(&ws.x);
         })?;
+        // Each layer's last linear layer is added into the residual rows by the next norm.
+        let mut residual = None;
         for (li, layer) in self.layers.iter().enumerate() {
             let li = li as i32;
-            run.norm(&layer.attn_norm, d, &layer.qkv)?;
+            run.norm(&layer.attn_norm, d, &layer.qkv, residual.take())?;
             let qkv = run.linear(&layer.qkv)?;
             let (nhi, nkvi, hdi) = (nh as i32, nkv as i32, hd as i32);
             let width = layer.qkv.out as i32;
@@ -714,10 +719,13 @@ impl CudaEngine {
                     .arg(&slots);
                 b.arg(&self.exp2).arg(&cap).arg(z).arg(&self.err);
             })?;
-            let n_pv = (m * d) as i64;
-            run.launch("zero_i64", threads(m * d)?, |b| {
-                b.arg(&n_pv).arg(&ws.pv);
-            })?;
+            // The kernels add into pv; the GEMMs overwrite their rows' entries.
+            if kernel_positions.is_some() {
+                let n_pv = (m * d) as i64;
+                run.launch("zero_i64", threads(m * d)?, |b| {
+                    b.arg(&n_pv).arg(&ws.pv);
+                })?;
+            }
             if let Some(att) = &att {
                 att.pv(li)?;
             }
@@ -741,53 +749,74 @@ impl CudaEngine {
                         .arg(&ws.pv);
                 })?;
             }
-            if !att_runs.is_empty() {
+            let fused_out = row_block(self.shared_kernels, m, d)?;
+            if !att_runs.is_empty() && fused_out.is_none() {
                 run.launch("pv_take", threads(m * d)?, |b| {
                     b.arg(&mi).arg(&di).arg(&ws.zend).arg(&ws.pv).arg(&self.err);
                 })?;
             }
-            run.zero_rowhi()?;
-            run.launch("att_out", threads(m * d)?, |b| {
-                b.arg(&mi)
-                    .arg(&nhi)
-                    .arg(&nkvi)
-                    .arg(&hdi)
-                    .arg(&ws.pv)
-                    .arg(&layer.v_exp);
-                b.arg(&layer.v_exp_min).arg(&ws.narrow).arg(&ws.rowhi);
-            })?;
             let attn_exp = layer.v_exp_min - 20;
-            run.quant_rows(d, attn_exp, None, &layer.wo)?;
+            if let Some(cfg) = row_block(self.shared_kernels, m, d)? {
+                let (h, limbs) = run.levels_out(&layer.wo);
+                run.launch("att_out_row", cfg, |b| {
+                    b.arg(&mi).arg(&nhi).arg(&nkvi).arg(&hdi).arg(&ws.pv);
+                    b.arg(&layer.v_exp).arg(&layer.v_exp_min).arg(&attn_exp);
+                    b.arg(&exact::ACT_LEVELS).arg(&h).arg(&limbs).arg(&ws.hexp);
+                })?;
+            } else {
+                run.zero_rowhi()?;
+                run.launch("att_out", threads(m * d)?, |b| {
+                    b.arg(&mi)
+                        .arg(&nhi)
+                        .arg(&nkvi)
+                        .arg(&hdi)
+                        .arg(&ws.pv)
+                        .arg(&layer.v_exp);
+                    b.arg(&layer.v_exp_min).arg(&ws.narrow).arg(&ws.rowhi);
+                })?;
+                run.quant_rows(d, attn_exp, None, &layer.wo)?;
+            }
             let o = run.linear(&layer.wo)?;
-            run.residual(&layer.wo, o, d)?;
-            run.norm(&layer.ffn_norm, d, &layer.gate_up)?;
+            run.norm(&layer.ffn_norm, d, &layer.gate_up, Some((&layer.wo, o)))?;
             let gu = run.linear(&layer.gate_up)?;
             let fi = f as i32;
-            run.launch("ffn_shifts", warps(m)?, |b| {
-                b.arg(&mi).arg(&fi);
-                gu.args(b, ws).arg(&layer.gate_up.scale).arg(&FFN_LEVELS);
-                b.arg(&ws.sg).arg(&ws.su);
-            })?;
-            run.zero_rowhi()?;
-            run.launch("ffn_act", threads(m * f)?, |b| {
-                b.arg(&mi).arg(&fi);
-                gu.args(b, ws)
-                    .arg(&layer.gate_up.scale)
-                    .arg(&ws.sg)
-                    .arg(&ws.su)
-                    .arg(&ws.hexp);
-                b.arg(&layer.gate_up.exp)
-                    .arg(&self.sigmoid)
-                    .arg(&ws.narrow)
-                    .arg(&ws.ebase)
-                    .arg(&ws.rowhi);
-            })?;
-            run.quant_rows(f, 0, Some(&ws.ebase), &layer.down)?;
+            if let Some(cfg) = row_block(self.shared_kernels, m, f)? {
+                let (h, limbs) = run.levels_out(&layer.down);
+                run.launch("ffn_row", cfg, |b| {
+                    b.arg(&mi).arg(&fi);
+                    gu.args(b, ws)
+                        .arg(&layer.gate_up.scale)
+                        .arg(&layer.gate_up.exp);
+                    b.arg(&self.sigmoid).arg(&exact::ACT_LEVELS);
+                    b.arg(&h).arg(&limbs).arg(&ws.hexp);
+                })?;
+            } else {
+                run.launch("ffn_shifts", warps(m)?, |b| {
+                    b.arg(&mi).arg(&fi);
+                    gu.args(b, ws).arg(&layer.gate_up.scale).arg(&FFN_LEVELS);
+                    b.arg(&ws.sg).arg(&ws.su);
+                })?;
+                run.zero_rowhi()?;
+                run.launch("ffn_act", threads(m * f)?, |b| {
+                    b.arg(&mi).arg(&fi);
+                    gu.args(b, ws)
+                        .arg(&layer.gate_up.scale)
+                        .arg(&ws.sg)
+                        .arg(&ws.su)
+                        .arg(&ws.hexp);
+                    b.arg(&layer.gate_up.exp)
+                        .arg(&self.sigmoid)
+                        .arg(&ws.narrow)
+                        .arg(&ws.ebase)
+                        .arg(&ws.rowhi);
+                })?;
+                run.quant_rows(f, 0, Some(&ws.ebase), &layer.down)?;
+            }
             let down = run.linear(&layer.down)?;
-            run.residual(&layer.down, down, d)?;
+            residual = Some((&layer.down, down));
         }
         let out = self.out_linear();
-        run.norm(&self.out_norm, d, out)?;
+        run.norm(&self.out_norm, d, out, residual)?;
         let sums = run.linear(out)?;
         let n = out.out as i32;
         run.launch("logits", threads(m * out.out)?, |b| {
@@ -857,6 +886,25 @@ fn threads(n: usize) -> Result<LaunchConfig> {
     })
 }
 
+/// The launch of a block-per-row kernel (`ffn_row`, `att_out_row`) over `m` rows of `n` values
+/// whose 16-byte mantissas stay in shared memory; None where they do not fit (or `shared` is
+/// off), for the kernels that pass them through global memory instead. Threads: as few whole
+/// warps as leave every thread about the same number of values, at most 256.
+fn row_block(shared: bool, m: usize, n: usize) -> Result<Option<LaunchConfig>> {
+    let bytes = n * 16;
+    if !shared || bytes + ROW_STATIC_SHARED > SHARED_BYTES {
+        return Ok(None);
+    }
+    let blocks = u32::try_from(m).map_err(|_| Error::Unsupported("rows past 2^32".into()))?;
+    let per = n.div_ceil(THREADS as usize).max(1);
+    let threads = n.div_ceil(per).div_ceil(32) * 32;
+    Ok(Some(LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (threads as u32, 1, 1),
+        shared_mem_bytes: bytes as u32,
+    }))
+}
+
 fn warps(n: usize) -> Result<LaunchConfig> {
     threads(n * 32)
 }
@@ -902,18 +950,25 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// RMSNorm of the residual rows into the input of `next`.
-    fn norm(&self, n: &DevNorm, d: usize, next: &DevLinear) -> Result<()> {
+    /// RMSNorm of the residual rows into the input of `next`, after adding the linear layer
+    /// `add` (its weights and where its sums are) into them.
+    fn norm(
+        &self,
+        n: &DevNorm,
+        d: usize,
+        next: &DevLinear,
+        add: Option<(&DevLinear, Sums)>,
+    ) -> Result<()> {
         let ws = self.ws;
         let (mi, di) = (self.m as i32, d as i32);
         let (h, limbs) = self.levels_out(next);
         self.launch("norm_rows", warps(self.m)?, |b| {
-            b.arg(&mi)
-                .arg(&di)
-                .arg(&ws.x)
-                .arg(&n.gamma)
-                .arg(&n.exp)
-                .arg(&n.eps);
+            b.arg(&mi).arg(&di);
+            match &add {
+                Some((l, sums)) => sums.args(b, ws).arg(&l.scale).arg(&l.exp),
+                None => b.arg(&NULL).arg(&NULL).arg(&NULL).arg(&NULL).arg(&0i32),
+            };
+            b.arg(&ws.x).arg(&n.gamma).arg(&n.exp).arg(&n.eps);
             b.arg(&h).arg(&limbs).arg(&ws.hexp);
         })
     }
@@ -1109,16 +1164,6 @@ impl Run<'_> {
         }
         .map_err(drv)?;
         self.record("dgemm", started)
-    }
-
-    fn residual(&self, l: &DevLinear, sums: Sums, d: usize) -> Result<()> {
-        let ws = self.ws;
-        let (mi, di) = (self.m as i32, d as i32);
-        self.launch("add_residual", threads(self.m * d)?, |b| {
-            b.arg(&mi).arg(&di);
-            sums.args(b, ws).arg(&l.scale).arg(&l.exp).arg(&ws.hexp);
-            b.arg(&ws.x);
-        })
     }
 }
 

@@ -168,7 +168,11 @@ fn long_windows_match_the_host_engine() {
 /// Groups of 9 query heads per key/value head (wider than the kernels' 8 per pass) with the
 /// thread kernel for scores and the warp kernel for probabilities (what groups too wide for
 /// shared memory take; the warp kernel also takes every row of up to 512 positions), GEMM
-/// and kernel rows alike.
+/// and kernel rows alike. The FFN and the attention output pass their mantissas through
+/// global memory (`ffn_shifts`, `ffn_act`, `att_out`, `quant_rows`: what rows too wide for
+/// shared memory take), including the FFN's one-read quantization: its mantissas' high words
+/// decide their shifts (about 2^92 for 31-bit gate and up levels), while the attention
+/// output's are zero and take the two-read path.
 #[test]
 fn wide_groups_and_warp_probabilities_match_the_host_engine() {
     check_windows(
@@ -183,10 +187,9 @@ fn wide_groups_and_warp_probabilities_match_the_host_engine() {
 }
 
 /// The same groups of 9 with the block kernels: the group's queries in shared memory for
-/// the scores (the short window's prefill rows and every decoding step), and rows longer
-/// than 512 positions with their probabilities in shared memory. Also the FFN's one-read
-/// quantization: its mantissas' high words decide their shifts (about 2^92 for 31-bit gate
-/// and up levels), while the attention output's are zero and take the two-read path.
+/// the scores (the short window's prefill rows and every decoding step), rows longer than
+/// 512 positions with their probabilities in shared memory, and the FFN and attention output
+/// a block per row (`ffn_row`, `att_out_row`), as every other test here.
 #[test]
 fn wide_groups_in_shared_memory_match_the_host_engine() {
     check_windows(
