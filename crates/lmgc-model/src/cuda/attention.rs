@@ -260,7 +260,8 @@ impl<'a, 'b> Attention<'a, 'b> {
         })
     }
 
-    /// P · V of every run into the rows' `pv` entries as f64 (`pv_take` makes them integers).
+    /// P · V of every run into the rows' `pv` entries as f64 (`att_out_row` or `pv_take`
+    /// reads them as integers).
     pub fn pv(&self, layer: i32) -> Result<()> {
         let which = if self.plan.batches.len() == 1 { 0 } else { 2 };
         self.each_batch(layer, which, |g, at| {

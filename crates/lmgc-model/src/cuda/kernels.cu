@@ -13,7 +13,8 @@ typedef short i16;
 
 // WARP may be defined as 1 (one thread per warp) so that scripts/check-cuda-kernels.sh can
 // compile this file as C++ both ways; the warp reductions and local arrays are written for
-// any WARP, the block reductions of att_probs_block assume blockDim.x / WARP <= WARP.
+// any WARP, the block reductions (block_max_i64, block_sum_i64, block_max_u128) assume
+// blockDim.x / WARP <= WARP.
 #ifndef WARP
 #define WARP 32
 #endif

@@ -756,12 +756,18 @@ impl CudaEngine {
                 })?;
             }
             let attn_exp = layer.v_exp_min - 20;
-            if let Some(cfg) = row_block(self.shared_kernels, m, d)? {
+            if let Some(cfg) = fused_out {
                 let (h, limbs) = run.levels_out(&layer.wo);
                 run.launch("att_out_row", cfg, |b| {
-                    b.arg(&mi).arg(&nhi).arg(&nkvi).arg(&hdi).arg(&ws.pv);
+                    b.arg(&mi)
+                        .arg(&nhi)
+                        .arg(&nkvi)
+                        .arg(&hdi)
+                        .arg(&ws.pv)
+                        .arg(&ws.zend);
                     b.arg(&layer.v_exp).arg(&layer.v_exp_min).arg(&attn_exp);
                     b.arg(&exact::ACT_LEVELS).arg(&h).arg(&limbs).arg(&ws.hexp);
+                    b.arg(&self.err);
                 })?;
             } else {
                 run.zero_rowhi()?;

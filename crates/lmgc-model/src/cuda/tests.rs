@@ -189,7 +189,7 @@ fn wide_groups_and_warp_probabilities_match_the_host_engine() {
 /// The same groups of 9 with the block kernels: the group's queries in shared memory for
 /// the scores (the short window's prefill rows and every decoding step), rows longer than
 /// 512 positions with their probabilities in shared memory, and the FFN and attention output
-/// a block per row (`ffn_row`, `att_out_row`), as every other test here.
+/// a block per row (`ffn_row`, `att_out_row`), as every test but the one above.
 #[test]
 fn wide_groups_in_shared_memory_match_the_host_engine() {
     check_windows(
