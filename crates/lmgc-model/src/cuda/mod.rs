@@ -228,7 +228,9 @@ struct Workspace {
     /// Per row: 0 for the attention kernels, else the inner length of its attention GEMMs.
     zend: CudaSlice<i32>,
     qexp: CudaSlice<i32>,
-    /// Mantissas before quantization: attention output (rows × d), FFN product (rows × f).
+    /// Mantissas before quantization: attention output (rows × d), FFN product (rows × f),
+    /// for rows too wide for `ffn_row` / `att_out_row` (and the test that turns those off);
+    /// allocated either way (SmolLM2 at 8,192 rows: 192 MiB unused on the fused path).
     narrow: CudaSlice<i128>,
     /// Per row, the high 64 bits of its largest mantissa in `narrow` (zeroed before the
     /// kernel that writes them books them; read by `quant_rows`).
