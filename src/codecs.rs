@@ -62,12 +62,12 @@ impl CodecChoice {
 
     /// The serializer a prior codec uses when none is given: `hex-comma-be` for the LLM (the
     /// best format of the ablations in docs/perf.md, on MLP and ConvNet gradients),
-    /// `hex-space` for `hybrid`'s exponent bytes, the paper's `hex-none` otherwise.
+    /// `token` for `hybrid`'s exponent bytes, the paper's `hex-none` otherwise.
     pub fn default_format(self) -> SerializerSpec {
         match self {
-            // One hex pair per exponent, space-separated: 3.12 bits per exponent against
-            // 3.16 with commas on a ConvNet slice (docs/perf.md).
-            CodecChoice::Hybrid => "hex-space".parse().expect("a valid spec"),
+            // One token per exponent (` u`, ` w`): a third of `hex-space`'s tokens for 0.5%
+            // more bytes at windows of 2,048, fewer at 256 (docs/perf.md, 2026-12-07).
+            CodecChoice::Hybrid => "token".parse().expect("a valid spec"),
             CodecChoice::ContextHybrid => "iso-none".parse().expect("a valid spec"),
             CodecChoice::Lm | CodecChoice::Auto => "hex-comma-be".parse().expect("a valid spec"),
             _ => SerializerSpec::default(),

@@ -466,7 +466,8 @@ pub fn measure_lm(
             .expect("the default lm serialization parses")
     });
     let values = sample.len() / 4;
-    let ids = prior.tokenize(&format.serialize(4, &sample[..values * 4]))?;
+    let tokenization = lmgc_core::byte_tokens::Tokenization::new(&*prior, &format)?;
+    let ids = tokenization.tokenize(&*prior, &format.serialize(4, &sample[..values * 4]))?;
     if ids.is_empty() {
         return Err(lmgc_fl::Error::Config(
             "the sample for measuring the LLM's speed is empty".into(),
@@ -477,12 +478,7 @@ pub fn measure_lm(
         .chain(ids[..n.min(ids.len())].iter().copied())
         .collect();
     // The codec's alphabet mask, as `lm` codes by default.
-    let mut mask = vec![false; prior.vocab_size()];
-    for t in prior.tokens_within(&format.charset()) {
-        if let Some(m) = mask.get_mut(t as usize) {
-            *m = true;
-        }
-    }
+    let mask = tokenization.mask(&*prior);
     let spec = lmgc_core::prior::TableSpec {
         precision: lmgc_core::cdf::Precision::MAX,
         mask: Some(mask),

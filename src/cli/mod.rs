@@ -214,8 +214,10 @@ enum ModelCommand {
 /// Codec parameters shared by `compress` and `bench`.
 #[derive(Debug, Args)]
 struct CodecArgs {
-    /// Serializer for prior codecs: ENCODING-SEPARATOR[-gN][-le|-be], e.g. hex-none, hex-space-be
-    /// [default: hex-comma-be for lm and auto, hex-none for context].
+    /// Serializer for prior codecs: ENCODING-SEPARATOR[-gN][-le|-be], e.g. hex-none, hex-space-be,
+    /// or token[-le|-be] (each byte one token of the model: a third of hex-space's tokens)
+    /// [default: token for hybrid, hex-comma-be for lm and auto, hex-none for context,
+    /// iso-none for context-hybrid].
     #[arg(long)]
     format: Option<String>,
     /// Tokens per window for prior codecs, BOS included.

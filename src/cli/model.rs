@@ -4,10 +4,11 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
+use lmgc::core::byte_tokens::{ByteTokens, Tokenization};
 use lmgc::core::cdf::Precision;
 use lmgc::core::io::{Format, SourceFile};
 use lmgc::core::prior::TableSpec;
-use lmgc::core::serialize::SerializerSpec;
+use lmgc::core::serialize::{Encoding, SerializerSpec};
 use lmgc::model::backend::{BackendKind, open as open_model};
 use lmgc::model::exact::RECIPE_VERSION;
 use lmgc::model::fetch::{self, known};
@@ -225,6 +226,8 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
         )
     };
     let charset = if as_text { None } else { Some(spec.charset()) };
+    // `token`: one token per byte, the model's own byte tokens, masked to exactly those.
+    let by_byte = !as_text && spec.encoding == Encoding::Token;
     // Windows of BOS + up to `window - 1` tokens.
     let split = |ids: &[u32], bos: u32| -> Vec<Vec<u32>> {
         ids.chunks(window - 1)
@@ -242,10 +245,23 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
                 || "the f32 reference reads GGUF files; use --exact for a directory",
             )?;
             let tok = BpeTokenizer::from_gguf(&g)?;
-            let ids = tok.tokenize(&text)?;
+            let bt = by_byte
+                .then(|| {
+                    tok.byte_tokens()
+                        .map_err(lmgc::core::Error::from)
+                        .and_then(ByteTokens::new)
+                })
+                .transpose()?;
+            let ids = match &bt {
+                Some(bt) => bt.tokens(&text),
+                None => tok.tokenize(&text)?,
+            };
             tokens = ids.len();
             let allowed = mask
-                .then(|| charset.as_deref().map(|c| tok.tokens_within(c)))
+                .then(|| match &bt {
+                    Some(bt) => Some((0..=255u8).map(|b| bt.token(b)).collect()),
+                    None => charset.as_deref().map(|c| tok.tokens_within(c)),
+                })
                 .flatten();
             let windows = split(&ids, tok.bos());
             say(&format!("loading {} as f32 ...", model.display()));
@@ -262,7 +278,15 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
         Evaluator::Exact(kind) => {
             say(&format!("loading {} on {kind} ...", model.display()));
             let mut prior = open_model(kind, model, "eval")?;
-            let ids = prior.tokenize(&text)?;
+            // Text given as text goes through the tokenizer whatever --format says.
+            let tokenization = if as_text {
+                Tokenization::Text {
+                    charset: Vec::new(),
+                }
+            } else {
+                Tokenization::new(&*prior, &spec)?
+            };
+            let ids = tokenization.tokenize(&*prior, &text)?;
             tokens = ids.len();
             let windows = split(&ids, prior.bos());
             let mut starts = Vec::with_capacity(ids.len());
@@ -271,19 +295,13 @@ fn eval(file: &Path, model: &Path, o: &EvalOptions<'_>, say: &dyn Fn(&str)) -> a
             for &id in &ids {
                 starts.push(at);
                 piece.clear();
-                prior.detokenize(&[id], &mut piece)?;
+                tokenization.detokenize(&*prior, &[id], &mut piece)?;
                 at += piece.len();
             }
             let spec = TableSpec {
                 precision: Precision::MAX,
-                mask: mask.then_some(charset.as_deref()).flatten().map(|c| {
-                    let mut m = vec![false; prior.vocab_size()];
-                    prior
-                        .tokens_within(c)
-                        .into_iter()
-                        .for_each(|t| m[t as usize] = true);
-                    m
-                }),
+                // Text given as text has no alphabet to mask to.
+                mask: (mask && !as_text).then(|| tokenization.mask(&*prior)),
             };
             started = Instant::now();
             let refs: Vec<&[u32]> = windows.iter().map(Vec::as_slice).collect();
@@ -391,7 +409,8 @@ fn bench(
     };
     // Serializations take at least two tokens per float: a quarter of `need` floats is ample.
     let floats = (values.len() / 4).min(need / 2 + 16);
-    let ids = prior.tokenize(&spec.serialize(4, &values[..floats * 4]))?;
+    let tokenization = Tokenization::new(&*prior, &spec)?;
+    let ids = tokenization.tokenize(&*prior, &spec.serialize(4, &values[..floats * 4]))?;
     anyhow::ensure!(
         ids.len() >= need,
         "the input serializes to {} tokens; {need} are needed for {} windows of {}",
@@ -407,11 +426,7 @@ fn bench(
                 .collect()
         })
         .collect();
-    let mut mask = vec![false; prior.vocab_size()];
-    prior
-        .tokens_within(&spec.charset())
-        .into_iter()
-        .for_each(|t| mask[t as usize] = true);
+    let mask = tokenization.mask(&*prior);
     let table_spec = TableSpec {
         precision: Precision::MAX,
         mask: Some(mask),

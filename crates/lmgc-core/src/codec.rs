@@ -140,6 +140,9 @@ impl CodecSpec {
                 if !(2..=MAX_WINDOW).contains(&p.window) {
                     return bad(format!("window {} outside 2..={MAX_WINDOW}", p.window));
                 }
+                if p.serializer.check().is_err() {
+                    return bad(format!("serializer {} is not a valid one", p.serializer));
+                }
                 let text = p.serializer.text_len(dtype.width(), len);
                 let mut sum = 0u64;
                 for s in streams {

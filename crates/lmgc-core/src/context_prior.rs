@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::byte_tokens::ByteTokens;
 use crate::cdf::FrequencyTable;
 use crate::prior::{PrefillVisitor, Prior, PriorFingerprint, StepVisitor, TableSpec, TokenId};
 use crate::{Error, Result};
@@ -141,6 +142,11 @@ impl Prior for ContextPrior {
 
     fn tokens_within(&self, charset: &[u8]) -> Vec<TokenId> {
         charset.iter().map(|&b| TokenId::from(b)).collect()
+    }
+
+    fn byte_tokens(&self) -> Result<ByteTokens> {
+        // Its tokens are bytes already.
+        ByteTokens::new(std::array::from_fn(|b| b as TokenId))
     }
 
     fn prefill(

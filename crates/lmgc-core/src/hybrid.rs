@@ -4,10 +4,10 @@
 //! LLM spends more than 8 bits on each of them (issue 9, docs/perf.md); what it can model is
 //! the exponent. So each element is split as `bytegroup` splits it: plane 0 (the exponent of a
 //! float, its sign moved to the bottom; the top byte of an integer) becomes a one-byte-per-
-//! element block that the [`PriorCodec`] serializes (e.g. `hex-comma`: `7a,79,7b`) and codes,
-//! and planes 1.. go through `bytegroup`'s adaptive models ([`bytegroup::encode_tail`]), plane 1
-//! in the context of the element's exponent. The model sees about 2.6 tokens per `f32` instead
-//! of about 8, so it also runs about 3× more values per second.
+//! element block that the [`PriorCodec`] serializes (e.g. `hex-comma`: `7a,79,7b`, or `token`:
+//! one model token per exponent) and codes, and planes 1.. go through `bytegroup`'s adaptive
+//! models ([`bytegroup::encode_tail`]), plane 1 in the context of the element's exponent. With
+//! `token` the model sees one token per `f32` instead of about 8 for `lm`'s text.
 //!
 //! Layout of a block's streams (docs/format.md): the prior's lanes over the head block, then
 //! one tail stream per `bytegroup` chunk of the block (none for one-byte elements, whose head
@@ -176,9 +176,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn spec(prior: &dyn Prior, window: u32) -> PriorCodecSpec {
+        spec_as(prior, window, "hex-comma")
+    }
+
+    fn spec_as(prior: &dyn Prior, window: u32, serializer: &str) -> PriorCodecSpec {
         PriorCodecSpec {
             prior: prior.fingerprint(),
-            serializer: "hex-comma".parse().unwrap(),
+            serializer: serializer.parse().unwrap(),
             window,
             precision: crate::cdf::Precision::MAX,
             mask: true,
@@ -201,11 +205,20 @@ mod tests {
 
     /// Round trip through the container with the built-in prior, every dtype in one file.
     fn round_trip(tensors: Vec<Tensor>, window: u32, lanes: Option<usize>) -> usize {
+        round_trip_as(tensors, window, lanes, "hex-comma")
+    }
+
+    fn round_trip_as(
+        tensors: Vec<Tensor>,
+        window: u32,
+        lanes: Option<usize>,
+        serializer: &str,
+    ) -> usize {
         let g = Gradient::new(tensors).unwrap();
         let file = safetensors_bytes(&g);
         let source = SourceFile::parse(Format::Safetensors, &file).unwrap();
         let mut prior = ContextPrior::new(2).unwrap();
-        let s = spec(&prior, window);
+        let s = spec_as(&prior, window, serializer);
         let codec = PriorCodec::new(&mut prior, s, 3).unwrap().with_lanes(lanes);
         let mut codec = HybridCodec::new(codec);
         let packed = container::compress(&source, &mut codec, &|_| {}).unwrap();
@@ -285,10 +298,11 @@ mod tests {
             elements in prop::collection::vec(any::<u64>(), 0..200),
             window in 2u32..40,
             lanes in prop::option::of(1usize..5),
+            serializer in prop::sample::select(vec!["hex-comma", "token", "token-be"]),
         ) {
             let w = dtype.width();
             let data: Vec<u8> = elements.iter().flat_map(|e| e.to_le_bytes()[..w].to_vec()).collect();
-            round_trip(vec![Tensor::new("t", dtype, vec![elements.len() as u64], data).unwrap()], window, lanes);
+            round_trip_as(vec![Tensor::new("t", dtype, vec![elements.len() as u64], data).unwrap()], window, lanes, serializer);
         }
     }
 }

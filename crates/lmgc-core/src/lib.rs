@@ -37,6 +37,7 @@
 
 pub mod adaptive;
 pub mod auto_codec;
+pub mod byte_tokens;
 pub mod bytegroup;
 pub mod cdf;
 pub mod classical;

@@ -11,8 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::Result;
 use crate::cdf::{FrequencyTable, Precision};
+use crate::{Error, Result};
 
 /// A token id in a prior's vocabulary.
 pub type TokenId = u32;
@@ -92,6 +92,13 @@ pub trait Prior: Send {
     fn detokenize(&self, tokens: &[TokenId], out: &mut Vec<u8>) -> Result<()>;
     /// Tokens whose text is non-empty and made only of characters in `charset`.
     fn tokens_within(&self, charset: &[u8]) -> Vec<TokenId>;
+    /// One distinct token per byte value, for the `token` serializer
+    /// ([`crate::byte_tokens`]); a prior without such a set answers with an error.
+    fn byte_tokens(&self) -> Result<crate::byte_tokens::ByteTokens> {
+        Err(Error::Unsupported(
+            "this prior has no token per byte; use a text serializer such as hex-space".into(),
+        ))
+    }
     /// Encoder side: for every window `w` and position `t` in `1..windows[w].len()`, calls
     /// `visit(w, t, table)` with the table that predicts `windows[w][t]` from `windows[w][..t]`.
     /// Calls for one window come in increasing `t`.

@@ -14,6 +14,7 @@
 //! lane. A stream's windows follow from its token count: all hold `window - 1` tokens but the
 //! block's last.
 
+use crate::byte_tokens::Tokenization;
 use crate::codec::{
     Block, Codec, CodecSpec, CodedBlock, EncodedStream, PriorCodecSpec, Progress, StreamEntry,
 };
@@ -38,6 +39,7 @@ pub struct PriorCodec<'p> {
     table: TableSpec,
     batch: usize,
     lanes: Option<usize>,
+    tokenization: Tokenization,
 }
 
 /// One window on the encoder side.
@@ -78,15 +80,8 @@ impl<'p> PriorCodec<'p> {
                 ),
             });
         }
-        let mask = spec.mask.then(|| {
-            let mut m = vec![false; prior.vocab_size()];
-            for t in prior.tokens_within(&spec.serializer.charset()) {
-                if let Some(slot) = m.get_mut(t as usize) {
-                    *slot = true;
-                }
-            }
-            m
-        });
+        let tokenization = Tokenization::new(&*prior, &spec.serializer)?;
+        let mask = spec.mask.then(|| tokenization.mask(&*prior));
         let table = TableSpec {
             precision: spec.precision,
             mask,
@@ -102,6 +97,7 @@ impl<'p> PriorCodec<'p> {
             table,
             batch: batch.clamp(1, limit),
             lanes: None,
+            tokenization,
         })
     }
 
@@ -132,13 +128,14 @@ impl<'p> PriorCodec<'p> {
             .spec
             .serializer
             .serialize(block.dtype.width(), block.data);
-        let tokens = self.prior.tokenize(&text)?;
+        let tokens = self.tokenization.tokenize(&*self.prior, &text)?;
         let bos = self.prior.bos();
         let mut out = Vec::new();
         let mut covered = Vec::with_capacity(text.len());
         for chunk in tokens.chunks(self.spec.window as usize - 1) {
             let before = covered.len();
-            self.prior.detokenize(chunk, &mut covered)?;
+            self.tokenization
+                .detokenize(&*self.prior, chunk, &mut covered)?;
             let mut w = Vec::with_capacity(chunk.len() + 1);
             w.push(bos);
             w.extend_from_slice(chunk);
@@ -290,7 +287,8 @@ impl Codec for PriorCodec<'_> {
                 }
                 for (&(lane, _), toks) in batch.iter().zip(&tokens) {
                     let before = texts[lane].len();
-                    self.prior.detokenize(toks, &mut texts[lane])?;
+                    self.tokenization
+                        .detokenize(&*self.prior, toks, &mut texts[lane])?;
                     if texts[lane].len() as u64 > lanes[lane].1.span {
                         return Err(Error::corrupt(format!(
                             "a stream decoded to more than the {} characters its header says \
@@ -349,6 +347,26 @@ mod tests {
                 assert_eq!(next, windows);
             }
         }
+    }
+
+    #[test]
+    fn token_with_a_separator_is_refused() {
+        use crate::codec::PriorCodecSpec;
+        use crate::context_prior::ContextPrior;
+        use crate::prior::Prior;
+        use crate::serialize::{Separator, SerializerSpec};
+        let mut prior = ContextPrior::new(1).unwrap();
+        let token: SerializerSpec = "token".parse().unwrap();
+        let mut spec = PriorCodecSpec {
+            prior: prior.fingerprint(),
+            serializer: token,
+            window: 16,
+            precision: crate::cdf::Precision::MAX,
+            mask: true,
+        };
+        assert!(PriorCodec::new(&mut prior, spec.clone(), 2).is_ok());
+        spec.serializer.separator = Separator::Space;
+        assert!(PriorCodec::new(&mut prior, spec, 2).is_err());
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! sign/exponent byte of a float comes last) or big-endian (`be`: exponent first).
 //! Parsing is positional (it knows every group's width), so even `iso` with a separator
 //! that also occurs in the data is exactly invertible.
+//!
+//! `token` is not text for a tokenizer: each byte becomes one token of the prior's own
+//! choosing ([`crate::byte_tokens`]; for SmolLM2 the word-initial letters ` a`, ` b`, ... that
+//! `iso-space` text of an exponent byte tokenizes to). Its text form is the bytes themselves,
+//! so lengths and spans count bytes. One token per byte instead of `hex-space`'s three.
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,6 +26,8 @@ pub enum Encoding {
     Iso,
     /// Each byte as two lowercase hexadecimal digits.
     Hex,
+    /// Each byte as one token of the prior ([`crate::byte_tokens`]); no separator.
+    Token,
 }
 
 /// What stands between groups.
@@ -73,7 +80,8 @@ pub enum ByteOrder {
 ///
 /// Written as `ENCODING-SEPARATOR[-gN][-le|-be]`, e.g. `hex-none` (the paper's default),
 /// `hex-space-be`, `hex-comma-space-g2`, `iso-none`. Without `-gN` a group is one element
-/// (4 bytes of `f32`); with separator `none` groups do not matter.
+/// (4 bytes of `f32`); with separator `none` groups do not matter. `token`, `token-be`: one
+/// token per byte, no separator.
 ///
 /// ```
 /// use lmgc_core::serialize::SerializerSpec;
@@ -120,9 +128,21 @@ impl SerializerSpec {
     /// Characters per byte.
     pub const fn chars_per_byte(&self) -> usize {
         match self.encoding {
-            Encoding::Iso => 1,
+            Encoding::Iso | Encoding::Token => 1,
             Encoding::Hex => 2,
         }
+    }
+
+    /// Whether the parts fit together (`token` takes no separator). Parsed specs always do;
+    /// a spec read from a file is checked before use.
+    pub fn check(&self) -> Result<()> {
+        if self.encoding == Encoding::Token && self.separator != Separator::None {
+            return Err(Error::InvalidArgument {
+                what: "format",
+                reason: format!("{self}: the token encoding takes no separator"),
+            });
+        }
+        Ok(())
     }
 
     fn group_bytes(&self, width: usize) -> usize {
@@ -132,7 +152,7 @@ impl SerializerSpec {
     /// The characters this serializer can emit (the alphabet an LLM prior may be masked to).
     pub fn charset(&self) -> Vec<u8> {
         let mut set: Vec<u8> = match self.encoding {
-            Encoding::Iso => (0..=255).collect(),
+            Encoding::Iso | Encoding::Token => (0..=255).collect(),
             Encoding::Hex => HEX.to_vec(),
         };
         set.extend_from_slice(self.separator.text());
@@ -167,7 +187,7 @@ impl SerializerSpec {
                 out.extend_from_slice(sep);
             }
             match self.encoding {
-                Encoding::Iso => out.push(b),
+                Encoding::Iso | Encoding::Token => out.push(b),
                 Encoding::Hex => {
                     out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]])
                 }
@@ -222,7 +242,7 @@ impl SerializerSpec {
                 pos += sep.len();
             }
             let b = match self.encoding {
-                Encoding::Iso => text[pos],
+                Encoding::Iso | Encoding::Token => text[pos],
                 Encoding::Hex => match (hex_value(text[pos]), hex_value(text[pos + 1])) {
                     (Some(h), Some(l)) => h << 4 | l,
                     _ => return Err(fail(format!("not a lowercase hex pair at character {pos}"))),
@@ -243,8 +263,12 @@ impl fmt::Display for SerializerSpec {
         let enc = match self.encoding {
             Encoding::Iso => "iso",
             Encoding::Hex => "hex",
+            Encoding::Token => "token",
         };
-        write!(f, "{enc}-{}", self.separator.name())?;
+        f.write_str(enc)?;
+        if self.encoding != Encoding::Token {
+            write!(f, "-{}", self.separator.name())?;
+        }
         if let Some(g) = self.group {
             write!(f, "-g{g}")?;
         }
@@ -263,13 +287,16 @@ impl FromStr for SerializerSpec {
             what: "format",
             reason: format!(
                 "{s:?}: {reason}; expected ENCODING-SEPARATOR[-gN][-le|-be] with ENCODING iso|hex, \
-                 SEPARATOR none|space|comma|comma-space|semicolon, N 1|2|3|4|8 (e.g. hex-space-be)"
+                 SEPARATOR none|space|comma|comma-space|semicolon, N 1|2|3|4|8 (e.g. hex-space-be), \
+                 or token[-le|-be]"
             ),
         };
         let (encoding, rest) = if let Some(r) = s.strip_prefix("hex") {
             (Encoding::Hex, r)
         } else if let Some(r) = s.strip_prefix("iso") {
             (Encoding::Iso, r)
+        } else if let Some(r) = s.strip_prefix("token") {
+            (Encoding::Token, r)
         } else {
             return Err(bad("unknown encoding".into()));
         };
@@ -309,6 +336,11 @@ impl FromStr for SerializerSpec {
                 other => return Err(bad(format!("unknown part {other:?}"))),
             }
         }
+        if spec.encoding == Encoding::Token && spec.separator != Separator::None {
+            return Err(bad(
+                "token has no separator (its byte tokens, such as ` a`, carry their own)".into(),
+            ));
+        }
         if spec.separator == Separator::None {
             // Groups only place separators; normalize so equal formats compare equal.
             spec.group = None;
@@ -324,7 +356,11 @@ mod tests {
 
     fn specs() -> impl Strategy<Value = SerializerSpec> {
         (
-            prop_oneof![Just(Encoding::Iso), Just(Encoding::Hex)],
+            prop_oneof![
+                Just(Encoding::Iso),
+                Just(Encoding::Hex),
+                Just(Encoding::Token)
+            ],
             prop_oneof![
                 Just(Separator::None),
                 Just(Separator::Space),
@@ -342,11 +378,19 @@ mod tests {
             ],
             prop_oneof![Just(ByteOrder::Le), Just(ByteOrder::Be)],
         )
-            .prop_map(|(encoding, separator, group, order)| SerializerSpec {
-                encoding,
-                separator,
-                group,
-                order,
+            .prop_map(|(encoding, separator, group, order)| {
+                // `token` takes no separator, so its groups do not matter either.
+                let (separator, group) = if encoding == Encoding::Token {
+                    (Separator::None, None)
+                } else {
+                    (separator, group)
+                };
+                SerializerSpec {
+                    encoding,
+                    separator,
+                    group,
+                    order,
+                }
             })
     }
 
@@ -408,6 +452,25 @@ mod tests {
     }
 
     #[test]
+    fn token_is_one_character_per_byte_without_separators() {
+        let spec: SerializerSpec = "token-be".parse().unwrap();
+        assert_eq!(spec.to_string(), "token-be");
+        assert_eq!(
+            "token".parse::<SerializerSpec>().unwrap().to_string(),
+            "token-le"
+        );
+        let x = 1.5f32.to_le_bytes();
+        assert_eq!(spec.serialize(4, &x), [0x3f, 0xc0, 0, 0]);
+        assert_eq!(spec.text_len(4, 8), 8);
+        assert!(spec.check().is_ok());
+        let crafted = SerializerSpec {
+            separator: Separator::Space,
+            ..spec
+        };
+        assert!(crafted.check().is_err());
+    }
+
+    #[test]
     fn bad_specs_are_errors() {
         for s in [
             "",
@@ -416,6 +479,9 @@ mod tests {
             "hex-space-g5",
             "hex-space-xx",
             "hexspace",
+            "token-space",
+            "token-comma-g2",
+            "tokens",
         ] {
             assert!(s.parse::<SerializerSpec>().is_err(), "{s}");
         }

@@ -294,6 +294,10 @@ impl Prior for LlmPrior {
         self.tokenizer.tokens_within(charset)
     }
 
+    fn byte_tokens(&self) -> lmgc_core::Result<lmgc_core::byte_tokens::ByteTokens> {
+        lmgc_core::byte_tokens::ByteTokens::new(self.tokenizer.byte_tokens()?)
+    }
+
     fn prefill(
         &mut self,
         windows: &[&[TokenId]],

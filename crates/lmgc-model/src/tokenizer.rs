@@ -405,6 +405,62 @@ impl BpeTokenizer {
         Ok(())
     }
 
+    /// One distinct token per byte value, for the `token` serializer: for byte `b` (the
+    /// latin-1 character `c`) the single token that ` c` tokenizes to, as in `iso-space` text
+    /// (SmolLM2: ` a` ... ` z`, ` {`); else the one `c` tokenizes to; else the vocabulary's
+    /// token of exactly the byte `b`. A byte with none of these (SmolLM2 has no token for
+    /// 0xc0, 0xc1 and 0xf5-0xff, which UTF-8 never uses) gets the lowest unused id: such bytes
+    /// are as rare as the model finds them surprising.
+    pub fn byte_tokens(&self) -> Result<[TokenId; 256]> {
+        // The token must spell the text: BPE drops characters it cannot spell (control
+        // characters come back as the bare space).
+        let single = |text: &[u8]| match self.encode(text) {
+            Ok(ids)
+                if ids.len() == 1
+                    && ids[0] != self.bos
+                    && self.token_bytes.get(ids[0] as usize).map(Vec::as_slice)
+                        == Some(
+                            text.iter()
+                                .map(|&b| char::from(b))
+                                .collect::<String>()
+                                .as_bytes(),
+                        ) =>
+            {
+                Some(ids[0])
+            }
+            _ => None,
+        };
+        let raw = |b: u8| {
+            (0..self.token_bytes.len())
+                .find(|&t| t as TokenId != self.bos && self.token_bytes[t] == [b])
+                .map(|t| t as TokenId)
+        };
+        let chosen: Vec<Option<TokenId>> = (0..=255u8)
+            .map(|b| {
+                single(&[b' ', b])
+                    .or_else(|| single(&[b]))
+                    .or_else(|| raw(b))
+            })
+            .collect();
+        let mut used: Vec<TokenId> = chosen.iter().flatten().copied().collect();
+        used.push(self.bos);
+        used.sort_unstable();
+        let mut spare =
+            (0..self.token_bytes.len() as TokenId).filter(|t| used.binary_search(t).is_err());
+        let mut out = [0; 256];
+        for (slot, c) in out.iter_mut().zip(chosen) {
+            *slot = match c {
+                Some(t) => t,
+                None => spare.next().ok_or_else(|| {
+                    Error::Unsupported(
+                        "the vocabulary has fewer than 257 tokens; use a text serializer such as hex-space".into(),
+                    )
+                })?,
+            };
+        }
+        Ok(out)
+    }
+
     /// Tokens whose bytes are non-empty ASCII/latin-1 characters all in `charset`.
     pub fn tokens_within(&self, charset: &[u8]) -> Vec<TokenId> {
         (0..self.token_bytes.len() as TokenId)

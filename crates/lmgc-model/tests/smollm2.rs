@@ -109,6 +109,33 @@ fn tokenizer_is_lossless_on_serialized_gradients() {
 }
 
 #[test]
+fn byte_tokens_are_what_iso_space_text_tokenizes_to() {
+    let Some(g) = model() else { return };
+    let t = BpeTokenizer::from_gguf(&g).unwrap();
+    let bt = lmgc_core::byte_tokens::ByteTokens::new(t.byte_tokens().unwrap()).unwrap();
+    // A float gradient's exponent bytes (0x60-0x7e) as `iso-space` text: one token each,
+    // the very tokens the `token` serializer codes.
+    let exponents: Vec<u8> = (0..2000u32).map(|i| 0x60 + (i * 7 % 31) as u8).collect();
+    let text: Vec<u8> = exponents.iter().flat_map(|&b| [b' ', b]).collect();
+    assert_eq!(t.tokenize(&text).unwrap(), bt.tokens(&exponents));
+    // Every printable ASCII byte is its word-initial token, but digits, which SmolLM2's
+    // tokenizer always splits from a space; the rest (control bytes, 0x80-0xff) are rare in
+    // gradients and take the token of their character or byte, or an unused one.
+    let mut spare = 0;
+    for b in 0..=255u8 {
+        let mut text = Vec::new();
+        let spelled = t.detokenize(&[bt.token(b)], &mut text).is_ok();
+        match b {
+            b'0'..=b'9' => assert_eq!(text, [b], "byte {b:#04x}"),
+            0x21..=0x7e => assert_eq!(text, [b' ', b], "byte {b:#04x}"),
+            _ if spelled && (text == [b' ', b] || text == [b]) => {}
+            _ => spare += 1,
+        }
+    }
+    eprintln!("bytes without a token of their own: {spare}");
+}
+
+#[test]
 fn fetched_file_is_verified() {
     // The cached copy (fetched above if needed) carries the pinned hash.
     if std::env::var_os("LMGC_SMOLLM2_GGUF").is_some() {
