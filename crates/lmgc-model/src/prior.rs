@@ -62,10 +62,20 @@ impl Loaded {
             })
         } else {
             let g = Gguf::read(path)?;
+            // Three independent reads of one file, on as many cores.
+            let (sha256, (weights, tokenizer)) = rayon::join(
+                || sha256_file(path),
+                || {
+                    rayon::join(
+                        || LlamaWeights::from_gguf(&g),
+                        || BpeTokenizer::from_gguf(&g),
+                    )
+                },
+            );
             Ok(Loaded {
-                sha256: hex_to_bytes(&sha256_file(path)?),
-                weights: LlamaWeights::from_gguf(&g)?,
-                tokenizer: BpeTokenizer::from_gguf(&g)?,
+                sha256: hex_to_bytes(&sha256?),
+                weights: weights?,
+                tokenizer: tokenizer?,
             })
         }
     }

@@ -3,6 +3,8 @@
 //! Conventions of GGUF llama files: a weight of dims `[in, out]` is `out` rows of `in`
 //! values; the output projection is the token embedding when `output.weight` is absent.
 
+use rayon::prelude::*;
+
 use crate::config::LlamaConfig;
 use crate::gguf::Gguf;
 use crate::quant::dequantize;
@@ -128,7 +130,9 @@ impl LlamaWeights {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let c = LlamaConfig::from_gguf(g)?;
         let (d, kv) = (c.d_model, c.n_kv_heads * c.head_dim());
+        // Dequantizing is most of a load's CPU time; layers are independent.
         let layers = (0..c.n_layers)
+            .into_par_iter()
             .map(|i| {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(LayerWeights {
