@@ -139,7 +139,10 @@ impl SerializerSpec {
         if self.encoding == Encoding::Token && self.separator != Separator::None {
             return Err(Error::InvalidArgument {
                 what: "format",
-                reason: format!("{self}: the token encoding takes no separator"),
+                reason: format!(
+                    "the token encoding with separator {:?}: token takes no separator",
+                    self.separator.name()
+                ),
             });
         }
         Ok(())

@@ -408,9 +408,9 @@ impl BpeTokenizer {
     /// One distinct token per byte value, for the `token` serializer: for byte `b` (the
     /// latin-1 character `c`) the single token that ` c` tokenizes to, as in `iso-space` text
     /// (SmolLM2: ` a` ... ` z`, ` {`); else the one `c` tokenizes to; else the vocabulary's
-    /// token of exactly the byte `b`. A byte with none of these (SmolLM2 has no token for
-    /// 0xc0, 0xc1 and 0xf5-0xff, which UTF-8 never uses) gets the lowest unused id: such bytes
-    /// are as rare as the model finds them surprising.
+    /// token of exactly the byte `b` (BOS never counts, and a token counts only if its bytes
+    /// spell the text). A byte with none of these (in SmolLM2, control bytes such as 0x04)
+    /// gets the lowest unused id: such bytes are as rare as the model finds them surprising.
     pub fn byte_tokens(&self) -> Result<[TokenId; 256]> {
         // The token must spell the text: BPE drops characters it cannot spell (control
         // characters come back as the bare space).
