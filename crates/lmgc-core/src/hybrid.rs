@@ -70,17 +70,30 @@ impl Codec for HybridCodec<'_> {
             .collect();
         let total: u64 = blocks.iter().map(|b| b.data.len() as u64).sum();
         let head_total: u64 = heads.iter().map(|h| h.len() as u64).sum();
-        let mut out = self
-            .prior
-            .encode(&head_blocks, &scaled(progress, total, head_total))?;
-        for (streams, b) in out.iter_mut().zip(blocks) {
-            if b.dtype.width() > 1 {
-                let tail = bytegroup::encode_tail(b.dtype, b.data, &|_| {})?;
-                streams.extend(
-                    tail.into_iter()
-                        .map(|(bytes, n)| EncodedStream::covering(bytes, n)),
-                );
-            }
+        // The tails need nothing from the prior: they are coded on a thread of their own while
+        // the prior codes the heads (on a GPU host, the model's time hides theirs).
+        let prior = &mut self.prior;
+        let (out, tails) = std::thread::scope(|scope| {
+            let tails = scope.spawn(|| {
+                blocks
+                    .iter()
+                    .map(|b| match b.dtype.width() {
+                        1 => Ok(Vec::new()),
+                        _ => bytegroup::encode_tail(b.dtype, b.data, &|_| {}),
+                    })
+                    .collect::<Result<Vec<_>>>()
+            });
+            let out = prior.encode(&head_blocks, &scaled(progress, total, head_total));
+            (out, tails.join())
+        });
+        let mut out = out?;
+        let tails =
+            tails.map_err(|_| Error::Internal("the tail coder thread panicked".into()))??;
+        for (streams, tail) in out.iter_mut().zip(tails) {
+            streams.extend(
+                tail.into_iter()
+                    .map(|(bytes, n)| EncodedStream::covering(bytes, n)),
+            );
         }
         Ok(out)
     }
