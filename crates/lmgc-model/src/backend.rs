@@ -102,8 +102,22 @@ pub fn open(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn Prior>
         )?)),
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
-            let loaded = crate::prior::Loaded::read(path)?;
-            let engine = crate::cuda::CudaEngine::new(&loaded.weights, 0, loaded.positions())?;
+            // NVRTC compiles the kernels while the model file is read and dequantized.
+            let (kernels, loaded) = std::thread::scope(|s| {
+                let kernels = s.spawn(crate::cuda::CompiledKernels::compile);
+                let loaded = crate::prior::Loaded::read(path);
+                let kernels = kernels.join().unwrap_or_else(|_| {
+                    Err(Error::Backend("compiling the CUDA kernels panicked".into()))
+                });
+                (kernels, loaded)
+            });
+            let loaded = loaded?;
+            let engine = crate::cuda::CudaEngine::with_kernels(
+                &loaded.weights,
+                0,
+                loaded.positions(),
+                kernels?,
+            )?;
             Ok(Box::new(LlmPrior::new(
                 name,
                 loaded.tokenizer,

@@ -362,29 +362,67 @@ impl std::fmt::Debug for CudaEngine {
     }
 }
 
+/// cudarc panics when it cannot load the driver, NVRTC or cuBLAS library: makes that the
+/// error it is.
+fn unless_cuda_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let why = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        Err(Error::Backend(format!(
+            "CUDA is not usable here ({why}): the cuda backend needs the NVIDIA driver, and \
+             NVRTC and cuBLAS on the library path"
+        )))
+    })
+}
+
+/// The engine's kernels compiled to PTX by NVRTC. Compiling takes a noticeable part of a
+/// load, and needs neither a GPU context nor the weights, so a caller can run it beside the
+/// model file's reading ([`crate::backend::open`] does).
+pub struct CompiledKernels(cudarc::nvrtc::Ptx);
+
+impl CompiledKernels {
+    /// Compiles `kernels.cu`.
+    pub fn compile() -> Result<Self> {
+        unless_cuda_panics(|| {
+            cudarc::nvrtc::compile_ptx_with_opts(
+                SOURCE,
+                cudarc::nvrtc::CompileOptions {
+                    options: vec!["--device-int128".into()],
+                    ..Default::default()
+                },
+            )
+            .map(CompiledKernels)
+            .map_err(|e| Error::Backend(format!("compiling the CUDA kernels with NVRTC: {e}")))
+        })
+    }
+}
+
 impl CudaEngine {
     /// Quantizes `w` with the exact recipe and uploads it to GPU `ordinal`; `max_positions`
     /// bounds the window length.
     pub fn new(w: &LlamaWeights, ordinal: usize, max_positions: usize) -> Result<Self> {
-        // cudarc panics when it cannot load the driver, NVRTC or cuBLAS library: make that the
-        // error it is.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Self::build(w, ordinal, max_positions)
-        }))
-        .unwrap_or_else(|p| {
-            let why = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                .unwrap_or_default();
-            Err(Error::Backend(format!(
-                "CUDA is not usable here ({why}): the cuda backend needs the NVIDIA driver, and \
-                 NVRTC and cuBLAS on the library path"
-            )))
-        })
+        Self::with_kernels(w, ordinal, max_positions, CompiledKernels::compile()?)
     }
 
-    fn build(w: &LlamaWeights, ordinal: usize, max_positions: usize) -> Result<Self> {
+    /// [`CudaEngine::new`] with kernels compiled beforehand.
+    pub fn with_kernels(
+        w: &LlamaWeights,
+        ordinal: usize,
+        max_positions: usize,
+        kernels: CompiledKernels,
+    ) -> Result<Self> {
+        unless_cuda_panics(|| Self::build(w, ordinal, max_positions, kernels))
+    }
+
+    fn build(
+        w: &LlamaWeights,
+        ordinal: usize,
+        max_positions: usize,
+        kernels: CompiledKernels,
+    ) -> Result<Self> {
         let c = w.config.clone();
         c.validate()?;
         let hd = c.head_dim();
@@ -409,15 +447,7 @@ impl CudaEngine {
             ctx.disable_event_tracking();
         }
         let stream = ctx.default_stream();
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(
-            SOURCE,
-            cudarc::nvrtc::CompileOptions {
-                options: vec!["--device-int128".into()],
-                ..Default::default()
-            },
-        )
-        .map_err(|e| Error::Backend(format!("compiling the CUDA kernels with NVRTC: {e}")))?;
-        let module = ctx.load_module(ptx).map_err(drv)?;
+        let module = ctx.load_module(kernels.0).map_err(drv)?;
         let f = KERNELS
             .iter()
             .map(|n| module.load_function(n).map_err(drv))
@@ -427,22 +457,34 @@ impl CudaEngine {
                 "loading cuBLAS ({e:?}): is libcublas on the library path?"
             ))
         })?;
+        // Quantizing is the host's share of the load: every layer at once, then the uploads.
+        let quantized: Vec<_> = {
+            use rayon::prelude::*;
+            w.layers
+                .par_iter()
+                .map(|l| {
+                    let wv = Quantized::new(&l.wv);
+                    let v_exp = exact::value_exponents(&wv, &l.attn_norm);
+                    let qkv = Quantized::stack(&[Quantized::new(&l.wq), Quantized::new(&l.wk), wv]);
+                    let gate_up =
+                        Quantized::stack(&[Quantized::new(&l.w_gate), Quantized::new(&l.w_up)]);
+                    let (wo, down) = (Quantized::new(&l.wo), Quantized::new(&l.w_down));
+                    (qkv, wo, gate_up, down, v_exp)
+                })
+                .collect()
+        };
         let layers = w
             .layers
             .iter()
-            .map(|l| -> Result<DevLayer> {
-                let wv = Quantized::new(&l.wv);
-                let v_exp = exact::value_exponents(&wv, &l.attn_norm);
-                let qkv = Quantized::stack(&[Quantized::new(&l.wq), Quantized::new(&l.wk), wv]);
-                let gate_up =
-                    Quantized::stack(&[Quantized::new(&l.w_gate), Quantized::new(&l.w_up)]);
+            .zip(quantized)
+            .map(|(l, (qkv, wo, gate_up, down, v_exp))| -> Result<DevLayer> {
                 Ok(DevLayer {
                     attn_norm: DevNorm::upload(&stream, &l.attn_norm, c.rms_eps)?,
                     qkv: DevLinear::upload(&stream, &qkv)?,
-                    wo: DevLinear::upload(&stream, &Quantized::new(&l.wo))?,
+                    wo: DevLinear::upload(&stream, &wo)?,
                     ffn_norm: DevNorm::upload(&stream, &l.ffn_norm, c.rms_eps)?,
                     gate_up: DevLinear::upload(&stream, &gate_up)?,
-                    down: DevLinear::upload(&stream, &Quantized::new(&l.w_down))?,
+                    down: DevLinear::upload(&stream, &down)?,
                     v_exp_min: v_exp.iter().copied().min().unwrap_or(0),
                     v_exp: stream.clone_htod(&v_exp).map_err(drv)?,
                 })
