@@ -98,6 +98,16 @@ int main() {
         CHECK(norm_mant(x, rms, fast, inv, gamma) ==
                   slow_floor(2 * ((i128)x << 32) + (i128)rms, 2 * (i128)rms) * gamma,
               "norm_mant");
+        {
+            // Gamma split into an odd part below 2^26 and a power of two.
+            i64 gm = (i64)any(1 + rng() % 26) | 1;
+            int gz = (int)(rng() % 30);
+            i64 gp = 0;
+            int zz = 0;
+            if (norm_mant_split(x, rms, fast, inv, gm * 128 + gz, &gp, &zz))
+                CHECK(((i128)gp << zz) == norm_mant(x, rms, fast, inv, gm << gz),
+                      "norm_mant_split");
+        }
         u128 n = (u128)any(1 + rng() % 127);
         if (i % 5 == 0) {
             u128 root = (u128)(u64)any(1 + rng() % 52);
@@ -123,6 +133,28 @@ int main() {
                 CHECK(quant_shift_hi((u64)(m2 >> 64), 32767) < 0 ||
                           quant_shift_hi((u64)(m2 >> 64), 32767) == quant_shift(m2, 32767),
                       "quant_shift_hi boundary");
+        }
+        // ffn_row's split scales: sum · m · 2^z quantized in 64 bits, at every shift a row's
+        // maximum could pick (including ones that shift left or clamp).
+        {
+            i64 p = (i64)any(1 + rng() % 62);
+            int z = (int)(rng() % 64), qs = (int)(rng() % 140);
+            i64 lv = i % 2 ? 2147483647 : 32767;
+            if (i % 5 == 0) qs = z + (int)(rng() % 5) - 2;
+            if (qs < 0) qs = 0;
+            CHECK(quant_apply_split(p, z, qs, lv) == quant_apply((i128)p << z, qs, lv),
+                  "quant_apply_split");
+            CHECK(split_abs(p, z) == uabs((i128)p << z), "split_abs");
+            // The residual add with the scale split (sum · m < 2^62), at shifts either side of z.
+            i64 sum = (i64)any(1 + rng() % 33), m = (i64)any(1 + rng() % 28) | 1;
+            i64 packed = m * 128 + z, scale = (i64)((i128)m << z);
+            if ((i128)scale == ((i128)m << z)) {
+                int sh = z + (int)(rng() % 140) - 70;
+                i64 xr = (i64)any(1 + rng() % 63);
+                CHECK(residual_add(xr, sum, scale, &packed, 0, sh) ==
+                          residual_add(xr, sum, scale, nullptr, 0, sh),
+                      "residual_add split");
+            }
         }
         i64 g = (i64)any(1 + rng() % 31);
         int sh = (int)(rng() % 200) - 100;

@@ -145,6 +145,41 @@ __device__ __forceinline__ int quant_apply(i128 v, int s, i64 levels) {
     return (int)q;
 }
 
+// A scale (a linear layer's per column, a norm's gamma) as its odd part m times 2^z, packed
+// m · 128 + z at upload (split_scales in cuda/mod.rs), so that a product with it is p · 2^z
+// with p = x · m in 64 bits where |x m| < 2^62: for a linear layer's sums the upload checks
+// that bound for the whole layer, for a norm's quotients each value is checked here.
+__device__ __forceinline__ i64 split_mant(i64 packed) { return packed >> 7; }
+__device__ __forceinline__ int split_shift(i64 packed) { return (int)(packed & 127); }
+
+// |p| · 2^z as the u128 that quant_shift reads.
+__device__ __forceinline__ u128 split_abs(i64 p, int z) {
+    return (u128)(p < 0 ? (u64)0 - (u64)p : (u64)p) << z;
+}
+
+// quant_apply(p · 2^z, s, levels) in 64 bits, for |p| < 2^62, 0 <= z <= 63 and s >= 0 (the
+// shifts quant_shift picks): the low z bits of p · 2^z are zero, so rounding away s of them
+// is rounding away s - z bits of p; a left shift past the levels only clamps.
+__device__ __forceinline__ i64 quant_apply_split(i64 p, int z, int s, i64 levels) {
+    int k = s - z;
+    i64 q;
+    if (k >= 63) {
+        q = 0;  // |p · 2^z| < 2^(s-1): rounds to 0
+    } else if (k > 0) {
+        q = (p + ((i64)1 << (k - 1))) >> k;
+    } else {
+        u64 a = p < 0 ? (u64)0 - (u64)p : (u64)p;
+        if (-k < 32 && a < ((u64)1 << 31)) {
+            q = p * ((i64)1 << -k);
+        } else {
+            q = p == 0 ? 0 : (p > 0 ? levels : -levels);  // at least 2^31 > levels
+        }
+    }
+    if (q > levels) q = levels;
+    if (q < -levels) q = -levels;
+    return q;
+}
+
 // ---- warp reductions ---------------------------------------------------------------------
 
 __device__ __forceinline__ u128 shfl_u128(u128 v, int src) {
@@ -284,10 +319,32 @@ __device__ __forceinline__ i128 norm_mant(i64 x, u128 rms, bool fast, double inv
     return div_round((i128)x << 32, (i128)rms) * (i128)gamma;
 }
 
+// norm_mant as p · 2^z with p in 64 bits where it fits (the quotient below 2^36 and gamma
+// split with odd parts below 2^26, which the upload checks); false where it does not, and
+// the caller takes norm_mant.
+__device__ __forceinline__ bool norm_mant_split(i64 x, u128 rms, bool fast, double inv,
+                                                i64 packed, i64* p, int* z) {
+    i64 q;
+    if (!fast || !norm_quot(x, (i64)rms, inv, &q)) return false;
+    if (q >= ((i64)1 << 36) || q <= -((i64)1 << 36)) return false;
+    *p = q * split_mant(packed);
+    *z = split_shift(packed);
+    return true;
+}
+
 // x + round(sum * scale * 2^-shift) in the residual's fixed point, saturating (the residual
 // add after a linear layer, for one value).
-__device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, int shift) {
-    i128 delta = round_shift((i128)sum * (i128)scale, shift);
+__device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, const i64* split,
+                                            int col, int shift) {
+    i128 delta;
+    int k = split ? shift - split_shift(split[col]) : -64;
+    if (k >= 0) {
+        // sum · scale = p · 2^z, and rounding away shift >= z bits of it rounds p.
+        i64 p = sum * split_mant(split[col]);
+        delta = k >= 63 ? 0 : (k == 0 ? p : (p + ((i64)1 << (k - 1))) >> k);
+    } else {
+        delta = round_shift((i128)sum * (i128)scale, shift);
+    }
     if (delta > (i128)I64_MAX) delta = I64_MAX;
     if (delta < (i128)I64_MIN) delta = I64_MIN;
     i128 s = (i128)x + delta;
@@ -303,9 +360,9 @@ __device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, int shift
 // mantissas are computed twice (for the row's max, then to quantize) instead of stored in a
 // rows x d buffer: no slower on an H200, and the buffer's memory is saved.
 extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
-                                     const i64* rowsum, const i64* scale, int wexp, i64* x,
-                                     const i64* gamma, int gexp, i64 eps, int* h,
-                                     signed char* limbs, int* hexp) {
+                                     const i64* rowsum, const i64* scale, const i64* split,
+                                     int wexp, i64* x, const i64* gamma, const i64* gsplit,
+                                     int gexp, i64 eps, int* h, signed char* limbs, int* hexp) {
     int r = warp_id();
     if (r >= M) return;
     int lane = threadIdx.x % WARP;
@@ -316,7 +373,8 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
         i64 v = row[i];
         if (scale) {
             i64 t = (i64)r * d + i;
-            v = residual_add(v, sum_at(acc, g, rowsum, (i64)M * d, t, i), scale[i], shift);
+            v = residual_add(v, sum_at(acc, g, rowsum, (i64)M * d, t, i), scale[i], split, i,
+                             shift);
             row[i] = v;
         }
         u64 a = v < 0 ? (u64)0 - (u64)v : (u64)v;
@@ -332,16 +390,22 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
     bool fast = rms < ((u128)1 << 52);
     double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
     u128 mx = 0;
+    i64 p;
+    int z;
     for (int i = lane; i < d; i += WARP) {
-        u128 a = uabs(norm_mant(row[i], rms, fast, inv, gamma[i]));
+        u128 a = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
+                     ? split_abs(p, z)
+                     : uabs(norm_mant(row[i], rms, fast, inv, gamma[i]));
         if (a > mx) mx = a;
     }
     mx = warp_max_u128(mx);
     int s = quant_shift(mx, 32767);
     i64 half = (i64)M * d;
     for (int i = lane; i < d; i += WARP) {
-        i128 m = norm_mant(row[i], rms, fast, inv, gamma[i]);
-        put_level(h, limbs, half, (i64)r * d + i, quant_apply(m, s, 32767));
+        int q = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
+                    ? (int)quant_apply_split(p, z, s, 32767)
+                    : quant_apply(norm_mant(row[i], rms, fast, inv, gamma[i]), s, 32767);
+        put_level(h, limbs, half, (i64)r * d + i, q);
     }
     if (lane == 0) hexp[r] = gexp - 32 + s;
 }
@@ -360,7 +424,8 @@ __device__ __forceinline__ int quant_apply64(i64 v, int s, i64 levels) {
 // multiplied by their scales again rather than held as 128-bit products.
 extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* acc,
                                    const int* g, const i64* rowsum, int width, const i64* scale,
-                                   int wexp, const int* hexp, const int* pos, const int* slot,
+                                   const i64* split, int wexp, const int* hexp, const int* pos,
+                                   const int* slot,
                                    const int* cosq, const int* sinq, i64 k_levels, int* q,
                                    int* qexp, i16* kc, int* kexpc, int layer, int slots,
                                    int cap) {
@@ -381,8 +446,17 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
         int c = o + 2 * p;
         sum[n] = sum_at(acc, g, rowsum, half, at + c, c);
         sum[n + 1] = sum_at(acc, g, rowsum, half, at + c + 1, c + 1);
-        u128 a = uabs((i128)sum[n] * (i128)scale[c]);
-        u128 b = uabs((i128)sum[n + 1] * (i128)scale[c + 1]);
+        u128 a, b;
+        if (split) {
+            // The slots hold sum · m from here on (split scales, 64-bit products).
+            sum[n] *= split_mant(split[c]);
+            sum[n + 1] *= split_mant(split[c + 1]);
+            a = split_abs(sum[n], split_shift(split[c]));
+            b = split_abs(sum[n + 1], split_shift(split[c + 1]));
+        } else {
+            a = uabs((i128)sum[n] * (i128)scale[c]);
+            b = uabs((i128)sum[n + 1] * (i128)scale[c + 1]);
+        }
         if (a > m) m = a;
         if (b > m) m = b;
     }
@@ -395,8 +469,15 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     n = 0;
     for (int p = lane; p < pairs; p += WARP, n += 2) {
         int c = o + 2 * p;
-        i64 a = quant_apply((i128)sum[n] * (i128)scale[c], s1, (i64)1 << 30);
-        i64 b = quant_apply((i128)sum[n + 1] * (i128)scale[c + 1], s1, (i64)1 << 30);
+        const i64 L30 = (i64)1 << 30;
+        i64 a, b;
+        if (split) {
+            a = quant_apply_split(sum[n], split_shift(split[c]), s1, L30);
+            b = quant_apply_split(sum[n + 1], split_shift(split[c + 1]), s1, L30);
+        } else {
+            a = quant_apply((i128)sum[n] * (i128)scale[c], s1, L30);
+            b = quant_apply((i128)sum[n + 1] * (i128)scale[c + 1], s1, L30);
+        }
         i64 cs = cosq[(i64)p0 * pairs + p], sn = sinq[(i64)p0 * pairs + p];
         rot[n] = a * cs - b * sn;
         rot[n + 1] = a * sn + b * cs;
@@ -982,10 +1063,13 @@ __device__ u128 block_max_u128(u128 v, u128* red) {
 // pairs go to shared memory (f 16-byte slots of dynamic shared memory), then each pair's
 // slot takes its 128-bit mantissa, which the same thread quantizes. The GEMM's sums are read
 // once and no mantissa goes to global memory; the same integers as the three kernels. hexp
-// holds the input exponents and receives the output's (read before the first barrier).
+// holds the input exponents and receives the output's (read before the first barrier). With
+// split (the scales as m · 2^z), the products with the scales and their quantization take
+// 64 bits instead of 128: the sum pairs' slots hold the products sum · m then.
 extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
-                                   const i64* rowsum, const i64* scale, int wexp, const i64* sig,
-                                   i64 levels, int* h, signed char* limbs, int* hexp) {
+                                   const i64* rowsum, const i64* scale, const i64* split,
+                                   int wexp, const i64* sig, i64 levels, int* h,
+                                   signed char* limbs, int* hexp) {
     extern __shared__ int4 sq4[];
     __shared__ u128 red[1024 / WARP];
     int r = blockIdx.x;
@@ -999,9 +1083,19 @@ extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
     for (int o = tid; o < f; o += nt) {
         i64 a = sum_at(acc, g, rowsum, half, at + o, o);
         i64 b = sum_at(acc, g, rowsum, half, at + f + o, f + o);
+        u128 x, y;
+        if (split) {
+            i64 pg = split[o], pu = split[f + o];
+            a *= split_mant(pg);
+            b *= split_mant(pu);
+            x = split_abs(a, split_shift(pg));
+            y = split_abs(b, split_shift(pu));
+        } else {
+            x = uabs((i128)a * (i128)scale[o]);
+            y = uabs((i128)b * (i128)scale[f + o]);
+        }
         gu[2 * o] = a;
         gu[2 * o + 1] = b;
-        u128 x = uabs((i128)a * (i128)scale[o]), y = uabs((i128)b * (i128)scale[f + o]);
         if (x > mg) mg = x;
         if (y > mu) mu = y;
     }
@@ -1011,8 +1105,14 @@ extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
     int eg = e + sg, eu = e + su;
     u128 mx = 0;
     for (int o = tid; o < f; o += nt) {
-        i64 gv = quant_apply((i128)gu[2 * o] * (i128)scale[o], sg, L);
-        i64 uv = quant_apply((i128)gu[2 * o + 1] * (i128)scale[f + o], su, L);
+        i64 gv, uv;
+        if (split) {
+            gv = quant_apply_split(gu[2 * o], split_shift(split[o]), sg, L);
+            uv = quant_apply_split(gu[2 * o + 1], split_shift(split[f + o]), su, L);
+        } else {
+            gv = quant_apply((i128)gu[2 * o] * (i128)scale[o], sg, L);
+            uv = quant_apply((i128)gu[2 * o + 1] * (i128)scale[f + o], su, L);
+        }
         i64 x16 = round_shift31(gv, -(eg + 16));
         const i64 lim = (i64)1 << 40;
         if (x16 < -lim) x16 = -lim;

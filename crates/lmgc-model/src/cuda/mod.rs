@@ -122,8 +122,42 @@ struct DevLinear {
     #[cfg(test)]
     refuse_next: std::cell::Cell<bool>,
     scale: CudaSlice<i64>,
+    /// The scales as `m · 2^z` packed `m · 128 + z` (`ffn_row`'s 64-bit products), where every
+    /// sum times `m` fits 62 bits; `None` leaves the kernels on 128-bit products.
+    split: Option<CudaSlice<i64>>,
     exp: i32,
 }
+
+/// Each scale as its odd part `m` and power of two `2^z`, packed `m · 128 + z`, when every
+/// factor it multiplies, at most `factor_max` in magnitude, times `m` stays below 2^62: the
+/// kernels then multiply in 64 bits (`split_abs`, `quant_apply_split` in kernels.cu). Scales
+/// come from `f32` values (24-bit mantissas), so `m` stays small: SmolLM2's layers and norms
+/// all qualify with room to spare.
+fn split_scales(scale: &[i64], factor_max: u128) -> Option<Vec<i64>> {
+    let split: Vec<(i64, u32)> = scale
+        .iter()
+        .map(|&s| match s {
+            0 => (0, 0),
+            s => (s >> s.trailing_zeros(), s.trailing_zeros()),
+        })
+        .collect();
+    let m_max = split
+        .iter()
+        .map(|&(m, _)| m.unsigned_abs())
+        .max()
+        .unwrap_or(0);
+    (factor_max.saturating_mul(u128::from(m_max)) < 1 << 62 && split.iter().all(|&(_, z)| z < 64))
+        .then(|| split.iter().map(|&(m, z)| m * 128 + i64::from(z)).collect())
+}
+
+/// The largest magnitude of a linear layer's exact sum over `inp` inputs.
+fn sum_max(inp: usize) -> u128 {
+    inp as u128 * exact::ACT_LEVELS as u128 * WEIGHT_LEVELS as u128
+}
+
+/// The norm kernel's quotients take the split gammas' 64-bit path below this magnitude
+/// (`norm_mant_split`).
+const NORM_QUOT_SPLIT: u128 = 1 << 36;
 
 impl DevLinear {
     fn upload(stream: &Arc<CudaStream>, q: &Quantized) -> Result<Self> {
@@ -150,6 +184,10 @@ impl DevLinear {
             #[cfg(test)]
             refuse_next: std::cell::Cell::new(false),
             scale: stream.clone_htod(&q.scale).map_err(drv)?,
+            split: match split_scales(&q.scale, sum_max(q.inp)) {
+                Some(v) => Some(stream.clone_htod(&v).map_err(drv)?),
+                None => None,
+            },
             exp: q.exp,
         })
     }
@@ -157,6 +195,8 @@ impl DevLinear {
 
 struct DevNorm {
     gamma: CudaSlice<i64>,
+    /// `gamma` split as `split_scales` does, for quotients below `NORM_QUOT_SPLIT`.
+    split: Option<CudaSlice<i64>>,
     exp: i32,
     eps: i64,
 }
@@ -166,6 +206,10 @@ impl DevNorm {
         let n = Norm::new(gamma, eps);
         Ok(DevNorm {
             gamma: stream.clone_htod(&n.gamma).map_err(drv)?,
+            split: match split_scales(&n.gamma, NORM_QUOT_SPLIT) {
+                Some(v) => Some(stream.clone_htod(&v).map_err(drv)?),
+                None => None,
+            },
             exp: n.exp,
             eps: n.eps,
         })
@@ -337,6 +381,9 @@ pub struct CudaEngine {
     /// Scores and probabilities with their operands in shared memory where they fit (off:
     /// the thread and warp kernels always; the tests switch it to reach those).
     shared_kernels: bool,
+    /// `ffn_row` multiplies by the split scales in 64 bits where a layer has them (off: the
+    /// 128-bit products always; a test switches it to reach those).
+    split_scales: bool,
     ws: Option<Workspace>,
     caches: Option<Caches>,
     device_name: String,
@@ -515,6 +562,7 @@ impl CudaEngine {
             kv_budget: KV_BUDGET,
             pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
             shared_kernels: true,
+            split_scales: true,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -616,6 +664,7 @@ impl CudaEngine {
             ws,
             m,
             profile: self.profile.as_ref(),
+            split_scales: self.split_scales,
         };
         let st = &self.stream;
         // Decoding steps (no runs) skip the plan's uploads.
@@ -657,11 +706,13 @@ impl CudaEngine {
             let qkv = run.linear(&layer.qkv)?;
             let (nhi, nkvi, hdi) = (nh as i32, nkv as i32, hd as i32);
             let width = layer.qkv.out as i32;
+            let qkv_split = run.split(&layer.qkv.split);
             run.launch("qk_rope", warps(m * (nh + nkv))?, |b| {
                 b.arg(&mi).arg(&nhi).arg(&nkvi).arg(&hdi);
                 qkv.args(b, ws)
                     .arg(&width)
                     .arg(&layer.qkv.scale)
+                    .arg(&qkv_split)
                     .arg(&layer.qkv.exp);
                 b.arg(&ws.hexp)
                     .arg(&ws.pos)
@@ -832,10 +883,12 @@ impl CudaEngine {
             let fi = f as i32;
             if let Some(cfg) = row_block(self.shared_kernels, m, f)? {
                 let (h, limbs) = run.levels_out(&layer.down);
+                let split = run.split(&layer.gate_up.split);
                 run.launch("ffn_row", cfg, |b| {
                     b.arg(&mi).arg(&fi);
                     gu.args(b, ws)
                         .arg(&layer.gate_up.scale)
+                        .arg(&split)
                         .arg(&layer.gate_up.exp);
                     b.arg(&self.sigmoid).arg(&exact::ACT_LEVELS);
                     b.arg(&h).arg(&limbs).arg(&ws.hexp);
@@ -968,6 +1021,7 @@ struct Run<'a> {
     ws: &'a Workspace,
     m: usize,
     profile: Option<&'a Profile>,
+    split_scales: bool,
 }
 
 impl Run<'_> {
@@ -1012,15 +1066,35 @@ impl Run<'_> {
         let ws = self.ws;
         let (mi, di) = (self.m as i32, d as i32);
         let (h, limbs) = self.levels_out(next);
+        let lsplit = add.as_ref().map_or(NULL, |(l, _)| self.split(&l.split));
+        let gsplit = self.split(&n.split);
         self.launch("norm_rows", warps(self.m)?, |b| {
             b.arg(&mi).arg(&di);
             match &add {
-                Some((l, sums)) => sums.args(b, ws).arg(&l.scale).arg(&l.exp),
-                None => b.arg(&NULL).arg(&NULL).arg(&NULL).arg(&NULL).arg(&0i32),
+                Some((l, sums)) => sums.args(b, ws).arg(&l.scale).arg(&lsplit).arg(&l.exp),
+                None => b
+                    .arg(&NULL)
+                    .arg(&NULL)
+                    .arg(&NULL)
+                    .arg(&NULL)
+                    .arg(&NULL)
+                    .arg(&0i32),
             };
-            b.arg(&ws.x).arg(&n.gamma).arg(&n.exp).arg(&n.eps);
+            b.arg(&ws.x)
+                .arg(&n.gamma)
+                .arg(&gsplit)
+                .arg(&n.exp)
+                .arg(&n.eps);
             b.arg(&h).arg(&limbs).arg(&ws.hexp);
         })
+    }
+
+    /// A split scale's address for a kernel, or null for the 128-bit products.
+    fn split(&self, split: &Option<CudaSlice<i64>>) -> u64 {
+        match split {
+            Some(v) if self.split_scales => addr(v, self.stream),
+            _ => NULL,
+        }
     }
 
     /// Clears the row maxima that the next kernel writing `narrow` books.

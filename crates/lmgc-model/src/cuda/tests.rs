@@ -201,6 +201,35 @@ fn wide_groups_in_shared_memory_match_the_host_engine() {
     );
 }
 
+/// `ffn_row` and `norm_rows` with their 128-bit products by the scales and gammas, what a
+/// layer whose scales don't split into 64-bit products takes.
+#[test]
+fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
+    check_windows(
+        config(2, 64, 4, 2, 160, 300),
+        17,
+        &[300, 17, 64],
+        512,
+        |g| {
+            g.split_scales = false;
+        },
+    );
+}
+
+/// Scales split into odd parts and powers of two, and refused where a sum times the odd part
+/// could pass 2^62.
+#[test]
+fn scales_split_where_their_products_fit_64_bits() {
+    let v = split_scales(&[0, 3 << 40, -5 << 2, 7], sum_max(576)).expect("SmolLM2-sized");
+    assert_eq!(v, vec![0, 3 * 128 + 40, -5 * 128 + 2, 7 * 128]);
+    // 576 · 32767 · 127 · 2^25 < 2^62, but 2^40 does not fit.
+    assert!(split_scales(&[(1 << 25) - 1], sum_max(576)).is_some());
+    assert!(split_scales(&[(1 << 40) + 1], sum_max(576)).is_none());
+    // Norm gammas: odd parts below 2^26 for quotients below 2^36.
+    assert!(split_scales(&[((1 << 26) - 1) << 3], NORM_QUOT_SPLIT).is_some());
+    assert!(split_scales(&[(1 << 26) + 1], NORM_QUOT_SPLIT).is_none());
+}
+
 /// Many windows of a few lengths: runs of one shape share batched GEMMs.
 #[test]
 fn windows_of_equal_length_match_the_host_engine() {
