@@ -122,8 +122,9 @@ struct DevLinear {
     #[cfg(test)]
     refuse_next: std::cell::Cell<bool>,
     scale: CudaSlice<i64>,
-    /// The scales as `m · 2^z` packed `m · 128 + z` (`ffn_row`'s 64-bit products), where every
-    /// sum times `m` fits 62 bits; `None` leaves the kernels on 128-bit products.
+    /// The scales as `m · 2^z` packed `m · 128 + z` (the 64-bit products of `qk_rope`,
+    /// `ffn_row` and `norm_rows`' residual add), where every sum times `m` fits 62 bits; `None`
+    /// leaves the kernels on 128-bit products. The output layer's goes unused.
     split: Option<CudaSlice<i64>>,
     exp: i32,
 }
@@ -381,8 +382,9 @@ pub struct CudaEngine {
     /// Scores and probabilities with their operands in shared memory where they fit (off:
     /// the thread and warp kernels always; the tests switch it to reach those).
     shared_kernels: bool,
-    /// `ffn_row` multiplies by the split scales in 64 bits where a layer has them (off: the
-    /// 128-bit products always; a test switches it to reach those).
+    /// `qk_rope`, `norm_rows` and `ffn_row` multiply by the split scales and gammas in 64 bits
+    /// where a layer has them (off: the 128-bit products always; a test switches it to reach
+    /// those).
     split_scales: bool,
     ws: Option<Workspace>,
     caches: Option<Caches>,

@@ -55,6 +55,16 @@ fn engines(
         }
     };
     let host = HostEngine::new(ExactModel::new(w.clone(), NdArrayDevice::Cpu, positions).unwrap());
+    // Every layer and norm of the test models takes the split scales' 64-bit products, so
+    // the tests that leave `split_scales` on reach them (and the one that turns it off, not).
+    for l in &gpu.layers {
+        let linears = [&l.qkv, &l.wo, &l.gate_up, &l.down];
+        assert!(
+            linears.iter().all(|x| x.split.is_some()),
+            "a layer's scales did not split"
+        );
+        assert!(l.attn_norm.split.is_some() && l.ffn_norm.split.is_some());
+    }
     Some((host, gpu))
 }
 
@@ -201,8 +211,8 @@ fn wide_groups_in_shared_memory_match_the_host_engine() {
     );
 }
 
-/// `ffn_row` and `norm_rows` with their 128-bit products by the scales and gammas, what a
-/// layer whose scales don't split into 64-bit products takes.
+/// `ffn_row`, `norm_rows` and `qk_rope` with their 128-bit products by the scales and gammas,
+/// what a layer whose scales don't split into 64-bit products takes.
 #[test]
 fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
     check_windows(
