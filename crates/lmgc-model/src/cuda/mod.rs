@@ -384,7 +384,7 @@ pub struct CudaEngine {
     shared_kernels: bool,
     /// `qk_rope`, `norm_rows` and `ffn_row` multiply by the split scales and gammas in 64 bits
     /// where a layer has them (off: the 128-bit products always; a test switches it to reach
-    /// those).
+    /// those, and `LMGC_CUDA_SPLIT=off` turns it off, for comparison).
     split_scales: bool,
     ws: Option<Workspace>,
     caches: Option<Caches>,
@@ -564,7 +564,7 @@ impl CudaEngine {
             kv_budget: KV_BUDGET,
             pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
             shared_kernels: true,
-            split_scales: true,
+            split_scales: std::env::var("LMGC_CUDA_SPLIT").as_deref() != Ok("off"),
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
