@@ -103,21 +103,24 @@ pub fn open(kind: BackendKind, path: &Path, name: &str) -> Result<Box<dyn Prior>
         #[cfg(feature = "cuda")]
         BackendKind::Cuda => {
             // NVRTC compiles the kernels while the model file is read and dequantized.
-            let (kernels, loaded) = std::thread::scope(|s| {
+            let (kernels, loaded, read_s) = std::thread::scope(|s| {
                 let kernels = s.spawn(crate::cuda::CompiledKernels::compile);
+                let started = std::time::Instant::now();
                 let loaded = crate::prior::Loaded::read(path);
+                let read_s = started.elapsed().as_secs_f64();
                 let kernels = kernels.join().unwrap_or_else(|_| {
                     Err(Error::Backend("compiling the CUDA kernels panicked".into()))
                 });
-                (kernels, loaded)
+                (kernels, loaded, read_s)
             });
             let loaded = loaded?;
-            let engine = crate::cuda::CudaEngine::with_kernels(
+            let mut engine = crate::cuda::CudaEngine::with_kernels(
                 &loaded.weights,
                 0,
                 loaded.positions(),
                 kernels?,
             )?;
+            engine.note_load_phase("load_read", read_s);
             Ok(Box::new(LlmPrior::new(
                 name,
                 loaded.tokenizer,

@@ -392,9 +392,26 @@ pub struct CudaEngine {
     total_mem: usize,
     /// With `LMGC_PROFILE=1`: seconds and launches per kernel, each launch synchronized.
     profile: Option<Profile>,
+    /// Seconds of the load's phases (`load_*`), reported with the profile.
+    load_phases: Vec<(&'static str, f64)>,
 }
 
 type Profile = std::cell::RefCell<std::collections::BTreeMap<&'static str, (u64, f64)>>;
+
+/// Seconds of consecutive phases, each named when it ends.
+struct Phases(Vec<(&'static str, f64)>, std::time::Instant);
+
+impl Phases {
+    fn new() -> Self {
+        Phases(Vec::new(), std::time::Instant::now())
+    }
+
+    fn done(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.0.push((name, (now - self.1).as_secs_f64()));
+        self.1 = now;
+    }
+}
 
 // SAFETY-relevant note for `Send`: the engine's CUDA handles are used from one thread at a
 // time (`&mut self` on every call that launches work).
@@ -430,11 +447,15 @@ fn unless_cuda_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// The engine's kernels compiled to PTX by NVRTC. Compiling takes a noticeable part of a
 /// load, and needs neither a GPU context nor the weights, so a caller can run it beside the
 /// model file's reading ([`crate::backend::open`] does).
-pub struct CompiledKernels(cudarc::nvrtc::Ptx);
+pub struct CompiledKernels {
+    ptx: cudarc::nvrtc::Ptx,
+    seconds: f64,
+}
 
 impl CompiledKernels {
     /// Compiles `kernels.cu`.
     pub fn compile() -> Result<Self> {
+        let started = std::time::Instant::now();
         unless_cuda_panics(|| {
             cudarc::nvrtc::compile_ptx_with_opts(
                 SOURCE,
@@ -443,7 +464,10 @@ impl CompiledKernels {
                     ..Default::default()
                 },
             )
-            .map(CompiledKernels)
+            .map(|ptx| CompiledKernels {
+                ptx,
+                seconds: started.elapsed().as_secs_f64(),
+            })
             .map_err(|e| Error::Backend(format!("compiling the CUDA kernels with NVRTC: {e}")))
         })
     }
@@ -474,6 +498,8 @@ impl CudaEngine {
     ) -> Result<Self> {
         let c = w.config.clone();
         c.validate()?;
+        let mut phases = Phases::new();
+        phases.0.push(("load_nvrtc", kernels.seconds));
         let hd = c.head_dim();
         if hd > 256 || !hd.is_multiple_of(2) {
             return Err(Error::Unsupported(format!(
@@ -496,7 +522,9 @@ impl CudaEngine {
             ctx.disable_event_tracking();
         }
         let stream = ctx.default_stream();
-        let module = ctx.load_module(kernels.0).map_err(drv)?;
+        phases.done("load_context");
+        // The driver compiles the PTX for this GPU here (its own cache may keep the result).
+        let module = ctx.load_module(kernels.ptx).map_err(drv)?;
         let f = KERNELS
             .iter()
             .map(|n| module.load_function(n).map_err(drv))
@@ -506,6 +534,7 @@ impl CudaEngine {
                 "loading cuBLAS ({e:?}): is libcublas on the library path?"
             ))
         })?;
+        phases.done("load_module_and_cublas");
         // Quantizing is the host's share of the load: every layer at once, then the uploads.
         let quantized: Vec<_> = {
             use rayon::prelude::*;
@@ -522,6 +551,7 @@ impl CudaEngine {
                 })
                 .collect()
         };
+        phases.done("load_quantize");
         let layers = w
             .layers
             .iter()
@@ -540,6 +570,10 @@ impl CudaEngine {
             })
             .collect::<Result<Vec<_>>>()?;
         let output = Quantized::new(w.output());
+        let embedding = stream.clone_htod(w.embedding.data()).map_err(drv)?;
+        let out_norm = DevNorm::upload(&stream, &w.out_norm, c.rms_eps)?;
+        let output_all = DevLinear::upload(&stream, &output)?;
+        phases.done("load_upload");
         let tables = Tables::new(hd, c.rope_base, max_positions);
         let k_levels = exact::key_levels(hd);
         let att_exact = (hd as f64) * (exact::ACT_LEVELS as f64) * (k_levels as f64) < F64_EXACT
@@ -548,9 +582,9 @@ impl CudaEngine {
         let att_gemm =
             att_exact && std::env::var("LMGC_CUDA_ATTENTION").as_deref() != Ok("kernels");
         Ok(CudaEngine {
-            embedding: stream.clone_htod(w.embedding.data()).map_err(drv)?,
-            out_norm: DevNorm::upload(&stream, &w.out_norm, c.rms_eps)?,
-            output_all: DevLinear::upload(&stream, &output)?,
+            embedding,
+            out_norm,
+            output_all,
             output,
             output_subset: None,
             exp2: stream.clone_htod(&tables.exp2).map_err(drv)?,
@@ -577,8 +611,15 @@ impl CudaEngine {
             device_name,
             total_mem,
             profile: (std::env::var("LMGC_PROFILE").as_deref() == Ok("1")).then(Default::default),
+            load_phases: phases.0,
             config: c,
         })
+    }
+
+    /// Books `seconds` of a load phase that ran outside the engine (reported with the
+    /// profile as `name`).
+    pub fn note_load_phase(&mut self, name: &'static str, seconds: f64) {
+        self.load_phases.insert(0, (name, seconds));
     }
 
     /// The GPU's name.
@@ -1394,9 +1435,11 @@ impl Engine for CudaEngine {
         self.output_subset.as_ref().map(|s| s.0.as_slice())
     }
     fn profile(&self) -> Vec<(&'static str, f64)> {
-        self.profile.as_ref().map_or_else(Vec::new, |p| {
-            p.borrow().iter().map(|(&k, &(_, s))| (k, s)).collect()
-        })
+        let mut v = self.load_phases.clone();
+        if let Some(p) = &self.profile {
+            v.extend(p.borrow().iter().map(|(&k, &(_, s))| (k, s)));
+        }
+        v
     }
     fn open(&mut self, n: usize, positions: usize) -> Result<()> {
         let positions = positions.min(self.positions).max(1);
