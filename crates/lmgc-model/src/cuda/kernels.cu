@@ -353,23 +353,48 @@ __device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, const i64
     return (i64)s;
 }
 
-// RMSNorm: warp per row, first adding the linear layer before it into the residual rows x
-// when `scale` is not null (sums as sum_at reads them, input exponents in hexp, which the norm
-// then overwrites with its own: every lane has read its row's entry before the first shuffle).
-// The added rows go to x and are read back by the lane that wrote them. The 128-bit
-// mantissas are computed twice (for the row's max, then to quantize) instead of stored in a
-// rows x d buffer: no slower on an H200, and the buffer's memory is saved.
-extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
-                                     const i64* rowsum, const i64* scale, const i64* split,
-                                     int wexp, i64* x, const i64* gamma, const i64* gsplit,
-                                     int gexp, i64 eps, int* h, signed char* limbs, int* hexp) {
-    int r = warp_id();
-    if (r >= M) return;
-    int lane = threadIdx.x % WARP;
+// Block-wide sum of u128 and a broadcast from thread 0, for norm_row's block form (the
+// pattern of block_max_u128, which follows: blockDim.x a multiple of WARP, at most 1024).
+__device__ u128 block_sum_u128(u128 v, u128* red) {
+    int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
+    v = warp_sum_u128(v);
+    __syncthreads();
+    if (lane == 0) red[wid] = v;
+    __syncthreads();
+    v = tid < nw ? red[tid] : 0;
+    if (wid == 0) {
+        v = warp_sum_u128(v);
+        if (lane == 0) red[0] = v;
+    }
+    __syncthreads();
+    return red[0];
+}
+__device__ u128 block_max_u128(u128 v, u128* red);
+__device__ u128 block_bcast_u128(u128 v, u128* red) {
+    __syncthreads();
+    if (threadIdx.x == 0) red[0] = v;
+    __syncthreads();
+    return red[0];
+}
+
+// RMSNorm of row r by `nt` threads (tid = 0 .. nt - 1: a warp's lanes, or a block's threads
+// with BLOCK and `red` its shared scratch), first adding the linear layer before it into the
+// residual row x when `scale` is not null (sums as sum_at reads them, input exponents in
+// hexp, which the norm then overwrites with its own: every thread has read its row's entry
+// before the first reduction). The added values go to x and are read back by the thread that
+// wrote them. The 128-bit mantissas are computed twice (for the row's max, then to quantize)
+// instead of stored in a rows x d buffer: no slower on an H200, and the buffer's memory is
+// saved. Sums and maxima are the same integers in any grouping, so both forms agree.
+template <bool BLOCK>
+__device__ __forceinline__ void norm_row(int r, int tid, int nt, u128* red, int M, int d,
+                                         const i64* acc, const int* g, const i64* rowsum,
+                                         const i64* scale, const i64* split, int wexp, i64* x,
+                                         const i64* gamma, const i64* gsplit, int gexp,
+                                         i64 eps, int* h, signed char* limbs, int* hexp) {
     i64* row = x + (i64)r * d;
     int shift = scale ? -(hexp[r] + wexp + 24) : 0;
     u128 sumsq = 0;
-    for (int i = lane; i < d; i += WARP) {
+    for (int i = tid; i < d; i += nt) {
         i64 v = row[i];
         if (scale) {
             i64 t = (i64)r * d + i;
@@ -380,34 +405,59 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
         u64 a = v < 0 ? (u64)0 - (u64)v : (u64)v;
         sumsq += (u128)a * a;
     }
-    sumsq = warp_sum_u128(sumsq);
+    sumsq = BLOCK ? block_sum_u128(sumsq, red) : warp_sum_u128(sumsq);
     u128 rms = 0;
-    if (lane == 0) {
+    if (tid == 0) {
         rms = isqrt(udiv_small(sumsq, (u64)d) + (u128)eps);
         if (rms < 1) rms = 1;
     }
-    rms = shfl_u128(rms, 0);
+    rms = BLOCK ? block_bcast_u128(rms, red) : shfl_u128(rms, 0);
     bool fast = rms < ((u128)1 << 52);
     double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
     u128 mx = 0;
     i64 p;
     int z;
-    for (int i = lane; i < d; i += WARP) {
+    for (int i = tid; i < d; i += nt) {
         u128 a = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
                      ? split_abs(p, z)
                      : uabs(norm_mant(row[i], rms, fast, inv, gamma[i]));
         if (a > mx) mx = a;
     }
-    mx = warp_max_u128(mx);
+    mx = BLOCK ? block_max_u128(mx, red) : warp_max_u128(mx);
     int s = quant_shift(mx, 32767);
     i64 half = (i64)M * d;
-    for (int i = lane; i < d; i += WARP) {
+    for (int i = tid; i < d; i += nt) {
         int q = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
                     ? (int)quant_apply_split(p, z, s, 32767)
                     : quant_apply(norm_mant(row[i], rms, fast, inv, gamma[i]), s, 32767);
         put_level(h, limbs, half, (i64)r * d + i, q);
     }
-    if (lane == 0) hexp[r] = gexp - 32 + s;
+    if (tid == 0) hexp[r] = gexp - 32 + s;
+}
+
+// RMSNorm (norm_row): warp per row.
+extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
+                                     const i64* rowsum, const i64* scale, const i64* split,
+                                     int wexp, i64* x, const i64* gamma, const i64* gsplit,
+                                     int gexp, i64 eps, int* h, signed char* limbs, int* hexp) {
+    int r = warp_id();
+    if (r >= M) return;
+    norm_row<false>(r, threadIdx.x % WARP, WARP, nullptr, M, d, acc, g, rowsum, scale, split,
+                    wexp, x, gamma, gsplit, gexp, eps, h, limbs, hexp);
+}
+
+// RMSNorm (norm_row): block per row, for calls of few rows (a decoding step), where a warp
+// per row leaves most of the GPU idle behind each row's chain of 128-bit operations.
+extern "C" __global__ void norm_rows_block(int M, int d, const i64* acc, const int* g,
+                                           const i64* rowsum, const i64* scale,
+                                           const i64* split, int wexp, i64* x,
+                                           const i64* gamma, const i64* gsplit, int gexp,
+                                           i64 eps, int* h, signed char* limbs, int* hexp) {
+    __shared__ u128 red[1024 / WARP];
+    int r = blockIdx.x;
+    if (r >= M) return;
+    norm_row<true>(r, threadIdx.x, blockDim.x, red, M, d, acc, g, rowsum, scale, split, wexp,
+                   x, gamma, gsplit, gexp, eps, h, limbs, hexp);
 }
 
 // quant_apply for |v| < 2^62 (and s >= 0, as quant_shift gives): in 64-bit arithmetic.

@@ -38,10 +38,11 @@ use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 23] = [
+const KERNELS: [&str; 24] = [
     "embed",
     "levels_f64",
     "norm_rows",
+    "norm_rows_block",
     "to_f64",
     "from_f64",
     "kv_to_f64",
@@ -67,6 +68,11 @@ const KERNELS: [&str; 23] = [
 const FFN_LEVELS: i64 = (1 << 31) - 1;
 /// Cache positions per thread of the P · V kernel (default; `LMGC_CUDA_PV_SPAN`).
 const PV_SPAN: usize = 128;
+/// Calls of at most this many rows (decoding steps) take the norms a block per row instead of
+/// a warp per row (default; `LMGC_CUDA_NORM_BLOCK`).
+const NORM_BLOCK_ROWS: usize = 4096;
+/// Threads per row of the norms' block form.
+const NORM_BLOCK_THREADS: u32 = 128;
 /// Rows per forward call on the device (prefill); bounds the activation buffers.
 pub const DEVICE_ROWS: usize = 8192;
 /// Shortest run of consecutive positions of one window whose attention is f64 GEMMs; shorter
@@ -386,6 +392,9 @@ pub struct CudaEngine {
     /// where a layer has them (off: the 128-bit products always; a test switches it to reach
     /// those, and `LMGC_CUDA_SPLIT=off` turns it off, for comparison).
     split_scales: bool,
+    /// Calls of at most this many rows take `norm_rows_block` (0: `norm_rows` always; a test
+    /// sets it to reach that).
+    norm_block_rows: usize,
     ws: Option<Workspace>,
     caches: Option<Caches>,
     device_name: String,
@@ -599,6 +608,7 @@ impl CudaEngine {
             pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
             shared_kernels: true,
             split_scales: std::env::var("LMGC_CUDA_SPLIT").as_deref() != Ok("off"),
+            norm_block_rows: tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -708,6 +718,7 @@ impl CudaEngine {
             m,
             profile: self.profile.as_ref(),
             split_scales: self.split_scales,
+            norm_block: m <= self.norm_block_rows,
         };
         let st = &self.stream;
         // Decoding steps (no runs) skip the plan's uploads.
@@ -1065,6 +1076,8 @@ struct Run<'a> {
     m: usize,
     profile: Option<&'a Profile>,
     split_scales: bool,
+    /// The norms a block per row (`norm_rows_block`).
+    norm_block: bool,
 }
 
 impl Run<'_> {
@@ -1111,7 +1124,22 @@ impl Run<'_> {
         let (h, limbs) = self.levels_out(next);
         let lsplit = add.as_ref().map_or(NULL, |(l, _)| self.split(&l.split));
         let gsplit = self.split(&n.split);
-        self.launch("norm_rows", warps(self.m)?, |b| {
+        let (kernel, cfg) = if self.norm_block {
+            let cfg = LaunchConfig {
+                grid_dim: (
+                    u32::try_from(self.m)
+                        .map_err(|_| Error::Unsupported("rows past 2^32".into()))?,
+                    1,
+                    1,
+                ),
+                block_dim: (NORM_BLOCK_THREADS, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            ("norm_rows_block", cfg)
+        } else {
+            ("norm_rows", warps(self.m)?)
+        };
+        self.launch(kernel, cfg, |b| {
             b.arg(&mi).arg(&di);
             match &add {
                 Some((l, sums)) => sums.args(b, ws).arg(&l.scale).arg(&lsplit).arg(&l.exp),

@@ -182,7 +182,7 @@ fn long_windows_match_the_host_engine() {
 /// global memory (`ffn_shifts`, `ffn_act`, `att_out`, `quant_rows`: what rows too wide for
 /// shared memory take), including the FFN's one-read quantization: its mantissas' high words
 /// decide their shifts (about 2^92 for 31-bit gate and up levels), while the attention
-/// output's are zero and take the two-read path.
+/// output's are zero and take the two-read path. The norms take a warp per row.
 #[test]
 fn wide_groups_and_warp_probabilities_match_the_host_engine() {
     check_windows(
@@ -192,6 +192,7 @@ fn wide_groups_and_warp_probabilities_match_the_host_engine() {
         256,
         |g| {
             g.shared_kernels = false;
+            g.norm_block_rows = 0;
         },
     );
 }
@@ -212,7 +213,7 @@ fn wide_groups_in_shared_memory_match_the_host_engine() {
 }
 
 /// `ffn_row`, `norm_rows` and `qk_rope` with their 128-bit products by the scales and gammas,
-/// what a layer whose scales don't split into 64-bit products takes.
+/// what a layer whose scales don't split into 64-bit products takes (the norms a warp per row).
 #[test]
 fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
     check_windows(
@@ -222,6 +223,7 @@ fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
         512,
         |g| {
             g.split_scales = false;
+            g.norm_block_rows = 0;
         },
     );
 }
