@@ -68,8 +68,9 @@ const KERNELS: [&str; 24] = [
 const FFN_LEVELS: i64 = (1 << 31) - 1;
 /// Cache positions per thread of the P · V kernel (default; `LMGC_CUDA_PV_SPAN`).
 const PV_SPAN: usize = 128;
-/// Calls of at most this many rows (decoding steps) take the norms a block per row instead of
-/// a warp per row (default; `LMGC_CUDA_NORM_BLOCK`).
+/// Calls of at most this many rows (decoding steps, up to a batch of 4,096 windows) take the
+/// norms a block per row instead of a warp per row; prefill calls of up to `DEVICE_ROWS` rows
+/// keep the warp form (default; `LMGC_CUDA_NORM_BLOCK`, 0 for the warp form always).
 const NORM_BLOCK_ROWS: usize = 4096;
 /// Threads per row of the norms' block form.
 const NORM_BLOCK_THREADS: u32 = 128;
@@ -582,6 +583,8 @@ impl CudaEngine {
         let embedding = stream.clone_htod(w.embedding.data()).map_err(drv)?;
         let out_norm = DevNorm::upload(&stream, &w.out_norm, c.rms_eps)?;
         let output_all = DevLinear::upload(&stream, &output)?;
+        // The copies are asynchronous from pageable memory: wait for the last before timing.
+        stream.synchronize().map_err(drv)?;
         phases.done("load_upload");
         let tables = Tables::new(hd, c.rope_base, max_positions);
         let k_levels = exact::key_levels(hd);
@@ -608,7 +611,10 @@ impl CudaEngine {
             pv_span: tuning("LMGC_CUDA_PV_SPAN", PV_SPAN)?,
             shared_kernels: true,
             split_scales: std::env::var("LMGC_CUDA_SPLIT").as_deref() != Ok("off"),
-            norm_block_rows: tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
+            norm_block_rows: match std::env::var("LMGC_CUDA_NORM_BLOCK").as_deref() {
+                Ok("0") => 0,
+                _ => tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
+            },
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -627,7 +633,8 @@ impl CudaEngine {
     }
 
     /// Books `seconds` of a load phase that ran outside the engine (reported with the
-    /// profile as `name`).
+    /// profile as `name`). Phases may overlap in time (the NVRTC compile runs beside the
+    /// model file's read), so their sum can exceed the load's wall time.
     pub fn note_load_phase(&mut self, name: &'static str, seconds: f64) {
         self.load_phases.insert(0, (name, seconds));
     }

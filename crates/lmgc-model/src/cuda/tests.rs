@@ -228,6 +228,20 @@ fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
     );
 }
 
+/// The same 128-bit products with the norms a block per row.
+#[test]
+fn norm_blocks_with_128_bit_scale_products_match_the_host_engine() {
+    check_windows(
+        config(2, 64, 4, 2, 160, 300),
+        18,
+        &[300, 17, 64],
+        512,
+        |g| {
+            g.split_scales = false;
+        },
+    );
+}
+
 /// Scales split into odd parts and powers of two, and refused where a sum times the odd part
 /// could pass 2^62.
 #[test]
