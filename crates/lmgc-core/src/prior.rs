@@ -70,8 +70,9 @@ pub struct TableSpec {
 /// prior may build and hand over one batch's tables on another thread while its model computes
 /// the next batch (still in order, one call at a time).
 pub type PrefillVisitor<'a> = dyn FnMut(usize, usize, &FrequencyTable) -> Result<()> + Send + 'a;
-/// Receives one table: `(window, table)` from [`Prior::step`].
-pub type StepVisitor<'a> = dyn FnMut(usize, &FrequencyTable) -> Result<()> + 'a;
+/// Receives one table: `(window, table)` from [`Prior::step`]. `Send`, so that a prior may
+/// hand over the tables of part of a step's rows while its model computes the rest.
+pub type StepVisitor<'a> = dyn FnMut(usize, &FrequencyTable) -> Result<()> + Send + 'a;
 
 /// A probability model over token sequences, evaluated window by window.
 ///

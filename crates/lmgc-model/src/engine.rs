@@ -23,6 +23,11 @@ pub trait Engine: Send {
     fn cache_budget(&self) -> usize;
     /// Rows per [`Engine::forward`] call that keep the engine busy without holding too much.
     fn prefill_rows(&self) -> usize;
+    /// Whether a forward pass leaves the host's cores free (a device engine), so that the
+    /// prior builds tables meanwhile; a host engine needs them for itself.
+    fn frees_host(&self) -> bool {
+        false
+    }
     /// Restricts the scored outputs to `rows` (sorted token ids); `None` scores every token.
     fn set_output_rows(&mut self, rows: Option<&[usize]>) -> Result<()>;
     /// The output rows [`Engine::forward`] scores, `None` for all.

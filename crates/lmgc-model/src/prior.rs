@@ -27,6 +27,8 @@ pub struct LlmPrior {
     model_sha256: [u8; 32],
     /// Seconds in the engine's forward passes and in building tables from their scores.
     seconds: [f64; 2],
+    /// Parts a decoding step is split into on an engine that frees the host.
+    step_parts: usize,
     /// Allowed tokens of the current mask (see `use_mask`).
     subset: Option<std::sync::Arc<[u32]>>,
 }
@@ -122,6 +124,7 @@ impl LlmPrior {
             tokenizer,
             model_sha256: sha256,
             seconds: [0.0; 2],
+            step_parts: step_parts()?,
             subset: None,
         })
     }
@@ -170,6 +173,22 @@ impl LlmPrior {
     }
 }
 
+/// `LMGC_STEP_PARTS`, or [`STEP_PARTS`] when unset.
+fn step_parts() -> Result<usize> {
+    match std::env::var("LMGC_STEP_PARTS") {
+        Err(_) => Ok(STEP_PARTS),
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|p| (1..=16).contains(p))
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "LMGC_STEP_PARTS={v}: set a whole number from 1 to 16"
+                ))
+            }),
+    }
+}
+
 /// An engine returns one row of scores per input row; anything else is a bug in it, reported
 /// rather than coded.
 fn rows_returned(scores: &[Vec<i32>], inputs: usize) -> Result<()> {
@@ -191,6 +210,16 @@ const TABLE_ROWS: usize = 1024;
 /// that their tables are built meanwhile: a masked output (a few hundred scores per row) always
 /// fits, an unmasked vocabulary's 1.6 GB of a GPU call is handled before the next call instead.
 const OVERLAP_SCORE_BYTES: usize = 512 << 20;
+
+/// Fewest rows per part of a decoding step split for overlap (below, one part): smaller
+/// forward calls cost a device engine more than the tables they hide (on an H100, steps of
+/// 1,254 rows took 12% longer in two parts, steps of 4,096 rows 5% less: docs/perf.md).
+const STEP_PART_ROWS: usize = 2048;
+
+/// Parts a device engine's decoding step is split into (default; `LMGC_STEP_PARTS`, 1 to 16,
+/// 1 for none): each part's tables and coding run while the engine computes the next part,
+/// so only the last part's are not hidden.
+const STEP_PARTS: usize = 2;
 
 /// Builds frequency tables from output scores; shareable across threads.
 struct TableMaker {
@@ -263,6 +292,20 @@ fn visit_tables(
         let (w, t) = rows[i];
         visit(w, t + 1, table)
     })?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
+/// Hands the tables of one part of a step's score rows (`inputs[i]` the i-th row's window and
+/// token) to `visit` in order; returns the seconds it took.
+fn visit_step(
+    maker: &TableMaker,
+    scores: &[Vec<i32>],
+    inputs: &[(usize, TokenId)],
+    spec: &TableSpec,
+    visit: &mut StepVisitor<'_>,
+) -> lmgc_core::Result<f64> {
+    let t0 = std::time::Instant::now();
+    maker.each_table(scores, spec, |i, table| visit(inputs[i].0, table))?;
     Ok(t0.elapsed().as_secs_f64())
 }
 
@@ -438,14 +481,44 @@ impl Prior for LlmPrior {
             .iter()
             .map(|&(cache, token)| Row { cache, token })
             .collect();
-        let t0 = std::time::Instant::now();
-        let scores = self.engine.forward(&rows)?;
-        rows_returned(&scores, rows.len())?;
-        let t1 = std::time::Instant::now();
-        self.table_maker()
-            .each_table(&scores, spec, |i, table| visit(inputs[i].0, table))?;
-        self.seconds[0] += (t1 - t0).as_secs_f64();
-        self.seconds[1] += t1.elapsed().as_secs_f64();
+        let parts = if self.engine.frees_host() {
+            self.step_parts.min(rows.len() / STEP_PART_ROWS).max(1)
+        } else {
+            1
+        };
+        let per = rows.len().div_ceil(parts).max(1);
+        let maker = self.table_maker();
+        // Each part's tables go to `visit` on another thread while the engine runs the next
+        // part (rows of different windows: the order of their forward passes changes nothing).
+        let mut pending: Option<(Vec<Vec<i32>>, usize)> = None;
+        for (c, chunk) in rows.chunks(per).enumerate() {
+            let engine = &mut self.engine;
+            let job = pending.take();
+            let (scores, tables) = std::thread::scope(|s| {
+                let tables = job.map(|(scores, first)| {
+                    let visit = &mut *visit;
+                    let maker = &maker;
+                    s.spawn(move || visit_step(maker, &scores, &inputs[first..], spec, visit))
+                });
+                let t0 = std::time::Instant::now();
+                let scores = engine.forward(chunk);
+                let model = t0.elapsed().as_secs_f64();
+                let tables =
+                    tables.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+                ((scores, model), tables)
+            });
+            if let Some(t) = tables {
+                self.seconds[1] += t?;
+            }
+            let (scores, model) = scores;
+            self.seconds[0] += model;
+            let scores = scores?;
+            rows_returned(&scores, chunk.len())?;
+            pending = Some((scores, c * per));
+        }
+        if let Some((scores, first)) = pending {
+            self.seconds[1] += visit_step(&maker, &scores, &inputs[first..], spec, visit)?;
+        }
         Ok(())
     }
 }

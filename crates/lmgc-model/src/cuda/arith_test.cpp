@@ -174,6 +174,52 @@ int main() {
     for (u128 n : {(u128)0, (u128)1, (u128)2, (u128)3, (u128)4, ((u128)1 << 104) - 1,
                    (u128)1 << 104, ~(u128)0, ((u128)1 << 64) - 1})
         CHECK(isqrt(n) == slow_isqrt(n), "isqrt edge");
+    // quant_apply_wide against quant_apply; the key maxima against the 128-bit ones.
+    const i64 levels_of[] = {32767, (i64)1 << 30, 2147483647};
+    for (int i = 0; i < 1000000; i++) {
+        i128 v = any(rng() % 128);
+        int sh = (int)(rng() % 131);
+        i64 lv = levels_of[rng() % 3];
+        CHECK(quant_apply_wide(v, sh, lv) == quant_apply(v, sh, lv), "quant_apply_wide");
+        u64 a = (u64)any(1 + rng() % 63);
+        int z = (int)(rng() % 64);
+        CHECK(mag_key64(a, z) == mag_key((u128)a << z), "mag_key64");
+        // A row of magnitudes near one another (equal top bits are the hard case).
+        int n = 1 + (int)(rng() % 40), bits = 1 + (int)(rng() % 127);
+        u128 base = uabs(any(bits)), mx = 0;
+        u64 kmax = 0;
+        for (int j = 0; j < n; j++) {
+            u128 m = base ^ (u128)(rng() % 1024) ^ ((rng() & 1) ? (u128)1 << (rng() % 128) : 0);
+            if (m > mx) mx = m;
+            u64 k = mag_key(m);
+            if (k > kmax) kmax = k;
+        }
+        CHECK(quant_shift(key_mag(kmax), lv) == quant_shift(mx, lv), "key maximum");
+        // Maxima either side of a rounding boundary of their shift.
+        int sb = 1 + (int)(rng() % 110);
+        u128 b = (u128)(1 + (rng() >> 33)) << sb;
+        for (u128 m2 : {b - 1, b, b + 1, b - ((u128)1 << (sb - 1)), b + ((u128)1 << (sb - 1)) - 1,
+                        b + ((u128)1 << (sb - 1))})
+            CHECK(quant_shift(key_mag(mag_key(m2)), lv) == quant_shift(m2, lv), "key boundary");
+    }
+    // The residual add's 64-bit saturation, split and not.
+    for (i64 xr : {I64_MAX, I64_MAX - 1, I64_MIN, I64_MIN + 1, (i64)0})
+        for (i64 sum : {(i64)1 << 32, -((i64)1 << 32), (i64)1, (i64)-1})
+            for (int sh : {0, 3, 40}) {
+                i64 m = 3, z = 2, packed = m * 128 + z, scale = m << z;
+                CHECK(residual_add(xr, sum, scale, &packed, 0, sh) ==
+                          residual_add(xr, sum, scale, nullptr, 0, sh),
+                      "residual_add saturation");
+            }
+    for (u128 m : {(u128)0, (u128)1, ~(u128)0, (u128)1 << 127, ((u128)1 << 56) - 1,
+                   (u128)1 << 56, ((u128)1 << 64) - 1})
+        for (i64 lv : levels_of)
+            CHECK(quant_shift(key_mag(mag_key(m)), lv) == quant_shift(m, lv), "key edge");
+    for (i128 v : {(i128)0, (i128)-1, (i128)I64_MAX, (i128)I64_MIN, ((i128)1 << 126),
+                   -((i128)1 << 126), ((i128)1 << 62), -((i128)1 << 62) + 1})
+        for (int sh : {0, 1, 62, 63, 64, 65, 100, 126, 127, 130})
+            CHECK(quant_apply_wide(v, sh, 2147483647) == quant_apply(v, sh, 2147483647),
+                  "quant_apply_wide edge");
     if (failures) {
         std::printf("%d failures\n", failures);
         return 1;

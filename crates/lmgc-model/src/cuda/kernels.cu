@@ -145,6 +145,59 @@ __device__ __forceinline__ int quant_apply(i128 v, int s, i64 levels) {
     return (int)q;
 }
 
+// quant_apply for |v| < 2^62 (and s >= 0, as quant_shift gives): in 64-bit arithmetic.
+__device__ __forceinline__ int quant_apply64(i64 v, int s, i64 levels) {
+    i64 q = s == 0 ? v : (v + ((i64)1 << (s - 1))) >> s;
+    if (q > levels) q = levels;
+    if (q < -levels) q = -levels;
+    return (int)q;
+}
+
+// quant_apply(v, s, levels) for s >= 0 in 64-bit arithmetic where it can be: for s >= 64 from
+// v's high word (floor((v + 2^(s-1)) / 2^s) with v = hi 2^64 + lo: the low word only carries
+// into the rounding when s = 64), for |v| < 2^62 as quant_apply64; else the 128-bit way.
+__device__ __forceinline__ int quant_apply_wide(i128 v, int s, i64 levels) {
+    i64 hi = (i64)(v >> 64);
+    u64 lo = (u64)v;
+    const i64 B = (i64)1 << 62;
+    i64 q;
+    if (s >= 64 && s < 127 && hi > -B && hi < B) {
+        int k = s - 64;
+        q = k == 0 ? hi + (i64)(lo >> 63) : (hi + ((i64)1 << (k - 1))) >> k;
+    } else if (s < 64 && hi == ((i64)lo >> 63) && (i64)lo > -B && (i64)lo < B) {
+        return quant_apply64((i64)lo, s, levels);
+    } else {
+        return quant_apply(v, s, levels);
+    }
+    if (q > levels) q = levels;
+    if (q < -levels) q = -levels;
+    return (int)q;
+}
+
+// Row maxima as 64-bit keys: a magnitude's bit length e (8 bits) over its top 56 bits. Keys
+// order as their magnitudes do but for magnitudes equal in their top 56 bits, and quant_shift
+// cannot tell those apart: it reads the bit length and, through the rounding of shifts of at
+// least e - 32 bits (levels below 2^31), no bit below e - 33. So quant_shift(key_mag(max key))
+// is quant_shift(max), for a key reduction of a single 64-bit word instead of 128-bit ones.
+__device__ __forceinline__ u64 mag_key64(u64 a, int z) {
+    if (a == 0) return 0;
+    int lz = __clzll((i64)a);
+    return ((u64)(64 - lz + z) << 56) | ((a << lz) >> 8);
+}
+__device__ __forceinline__ u64 mag_key(u128 a) {
+    u64 hi = (u64)(a >> 64);
+    if (hi == 0) return mag_key64((u64)a, 0);
+    int lz = __clzll((i64)hi);
+    u64 top = lz == 0 ? hi : (hi << lz) | ((u64)a >> (64 - lz));
+    return ((u64)(128 - lz) << 56) | (top >> 8);
+}
+// The magnitude a key stands for: its top 56 bits, the rest zero.
+__device__ __forceinline__ u128 key_mag(u64 key) {
+    int e = (int)(key >> 56);
+    u128 m = key & (((u64)1 << 56) - 1);
+    return e >= 56 ? m << (e - 56) : m >> (56 - e);
+}
+
 // A scale (a linear layer's per column, a norm's gamma) as its odd part m times 2^z, packed
 // m · 128 + z at upload (split_scales in cuda/mod.rs), so that a product with it is p · 2^z
 // with p = x · m in 64 bits where |x m| < 2^62: for a linear layer's sums the upload checks
@@ -221,6 +274,40 @@ __device__ __forceinline__ u64 warp_max_u64(u64 v) {
         if (o > v) v = o;
     }
     return v;
+}
+
+// quant_shift of the block's largest magnitude of each of two sets, from their keys
+// (mag_key), in every thread: the keys are reduced, then one thread takes the shifts
+// (blockDim.x a multiple of WARP, at most 1024; red 2 * blockDim.x / WARP words of shared
+// memory).
+__device__ void block_key_shifts(u64 k0, u64 k1, u64* red, i64 levels, int* s0, int* s1) {
+    int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
+    k0 = warp_max_u64(k0);
+    k1 = warp_max_u64(k1);
+    __syncthreads();
+    if (lane == 0) {
+        red[2 * wid] = k0;
+        red[2 * wid + 1] = k1;
+    }
+    __syncthreads();
+    if (wid == 0) {
+        k0 = lane < nw ? red[2 * lane] : 0;
+        k1 = lane < nw ? red[2 * lane + 1] : 0;
+        k0 = warp_max_u64(k0);
+        k1 = warp_max_u64(k1);
+        if (lane == 0) {
+            red[0] = (u64)quant_shift(key_mag(k0), levels);
+            red[1] = (u64)quant_shift(key_mag(k1), levels);
+        }
+    }
+    __syncthreads();
+    *s0 = (int)red[0];
+    *s1 = (int)red[1];
+}
+__device__ int block_key_shift(u64 k, u64* red, i64 levels) {
+    int s, unused;
+    block_key_shifts(k, 0, red, levels, &s, &unused);
+    return s;
 }
 
 // Books |v|'s high 64 bits into its row's maximum (rowhi, zeroed before the kernel), for
@@ -339,9 +426,13 @@ __device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, const i64
     i128 delta;
     int k = split ? shift - split_shift(split[col]) : -64;
     if (k >= 0) {
-        // sum · scale = p · 2^z, and rounding away shift >= z bits of it rounds p.
+        // sum · scale = p · 2^z, and rounding away shift >= z bits of it rounds p; the sum
+        // saturates in 64 bits (it overflows where x and delta share a sign it lacks).
         i64 p = sum * split_mant(split[col]);
-        delta = k >= 63 ? 0 : (k == 0 ? p : (p + ((i64)1 << (k - 1))) >> k);
+        i64 d = k >= 63 ? 0 : (k == 0 ? p : (p + ((i64)1 << (k - 1))) >> k);
+        i64 t = (i64)((u64)x + (u64)d);
+        if (((x ^ t) & (d ^ t)) < 0) t = x < 0 ? I64_MIN : I64_MAX;
+        return t;
     } else {
         delta = round_shift((i128)sum * (i128)scale, shift);
     }
@@ -414,22 +505,22 @@ __device__ __forceinline__ void norm_row(int r, int tid, int nt, u128* red, int 
     rms = BLOCK ? block_bcast_u128(rms, red) : shfl_u128(rms, 0);
     bool fast = rms < ((u128)1 << 52);
     double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
-    u128 mx = 0;
+    u64 kx = 0;
     i64 p;
     int z;
     for (int i = tid; i < d; i += nt) {
-        u128 a = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
-                     ? split_abs(p, z)
-                     : uabs(norm_mant(row[i], rms, fast, inv, gamma[i]));
-        if (a > mx) mx = a;
+        u64 k = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
+                    ? mag_key64(p < 0 ? (u64)0 - (u64)p : (u64)p, z)
+                    : mag_key(uabs(norm_mant(row[i], rms, fast, inv, gamma[i])));
+        if (k > kx) kx = k;
     }
-    mx = BLOCK ? block_max_u128(mx, red) : warp_max_u128(mx);
-    int s = quant_shift(mx, 32767);
+    int s = BLOCK ? block_key_shift(kx, (u64*)red, 32767)
+                  : quant_shift(key_mag(warp_max_u64(kx)), 32767);
     i64 half = (i64)M * d;
     for (int i = tid; i < d; i += nt) {
         int q = gsplit && norm_mant_split(row[i], rms, fast, inv, gsplit[i], &p, &z)
                     ? (int)quant_apply_split(p, z, s, 32767)
-                    : quant_apply(norm_mant(row[i], rms, fast, inv, gamma[i]), s, 32767);
+                    : quant_apply_wide(norm_mant(row[i], rms, fast, inv, gamma[i]), s, 32767);
         put_level(h, limbs, half, (i64)r * d + i, q);
     }
     if (tid == 0) hexp[r] = gexp - 32 + s;
@@ -460,14 +551,6 @@ extern "C" __global__ void norm_rows_block(int M, int d, const i64* acc, const i
                    x, gamma, gsplit, gexp, eps, h, limbs, hexp);
 }
 
-// quant_apply for |v| < 2^62 (and s >= 0, as quant_shift gives): in 64-bit arithmetic.
-__device__ __forceinline__ int quant_apply64(i64 v, int s, i64 levels) {
-    i64 q = s == 0 ? v : (v + ((i64)1 << (s - 1))) >> s;
-    if (q > levels) q = levels;
-    if (q < -levels) q = -levels;
-    return (int)q;
-}
-
 // Queries and keys: warp per (row, head), heads 0..nh queries, nh..nh+nkv keys. RoPE on
 // adjacent pairs; lane l owns pairs l, l + WARP, ... The 30-bit levels and the Q30 table
 // entries have products below 2^60, so the rotation is 64-bit; the sums are kept and
@@ -490,28 +573,28 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     int e = hexp[r] + wexp;
     i64 half = (i64)M * width, at = (i64)r * width;
     i64 sum[HEAD_SLOTS];
-    u128 m = 0;
+    u64 m = 0;
     int n = 0;
     for (int p = lane; p < pairs; p += WARP, n += 2) {
         int c = o + 2 * p;
         sum[n] = sum_at(acc, g, rowsum, half, at + c, c);
         sum[n + 1] = sum_at(acc, g, rowsum, half, at + c + 1, c + 1);
-        u128 a, b;
+        u64 a, b;
         if (split) {
             // The slots hold sum · m from here on (split scales, 64-bit products).
             sum[n] *= split_mant(split[c]);
             sum[n + 1] *= split_mant(split[c + 1]);
-            a = split_abs(sum[n], split_shift(split[c]));
-            b = split_abs(sum[n + 1], split_shift(split[c + 1]));
+            i64 x = sum[n], y = sum[n + 1];
+            a = mag_key64(x < 0 ? (u64)0 - (u64)x : (u64)x, split_shift(split[c]));
+            b = mag_key64(y < 0 ? (u64)0 - (u64)y : (u64)y, split_shift(split[c + 1]));
         } else {
-            a = uabs((i128)sum[n] * (i128)scale[c]);
-            b = uabs((i128)sum[n + 1] * (i128)scale[c + 1]);
+            a = mag_key(uabs((i128)sum[n] * (i128)scale[c]));
+            b = mag_key(uabs((i128)sum[n + 1] * (i128)scale[c + 1]));
         }
         if (a > m) m = a;
         if (b > m) m = b;
     }
-    m = warp_max_u128(m);
-    int s1 = quant_shift(m, (i64)1 << 30);
+    int s1 = quant_shift(key_mag(warp_max_u64(m)), (i64)1 << 30);
     int e1 = e + s1;
     int p0 = pos[r];
     i64 rot[HEAD_SLOTS];
@@ -669,32 +752,36 @@ __device__ __forceinline__ i64 prob_level(i64 w, i64 total, double inv) {
 // and writes their probabilities as f64, zero up to zend[r] (the GEMM's inner length).
 
 // The scores of NG query heads (queries q, exponents qe, rows hd apart) against key k
-// (exponent ke), into out[g * cap].
+// (exponent ke), into out[g * stride].
 template <int NG>
 __device__ __forceinline__ void score_slice(const int* q, const int* qe, const i16* k, int ke,
-                                            int hd, i64 score_scale, i64* out, int cap) {
+                                            int hd, i64 score_scale, i64* out, int stride) {
     i64 s[NG];
     dots<NG>(q, hd, k, hd, s);
-    for (int g = 0; g < NG; g++) out[(i64)g * cap] = score_of(s[g], qe[g], ke, score_scale);
+    for (int g = 0; g < NG; g++) out[(i64)g * stride] = score_of(s[g], qe[g], ke, score_scale);
 }
 
 // The scores of row r's query heads of key/value head kvh (queries qg, the group's, hd
-// apart) against the key at position j, into z.
+// apart) against the key at position j, into out[g * stride] for the group's head g.
 __device__ __forceinline__ void score_position(const int* qg, int r, int kvh, int j, int nh,
                                                int nkv, int hd, const int* qexp, const i16* kc,
                                                const int* kexpc, const int* slot,
                                                i64 score_scale, int layer, int slots, int cap,
-                                               i64* z) {
+                                               i64* out, int stride) {
     int group = nh / nkv, kvd = nkv * hd;
     i64 sbase = ((i64)layer * slots + slot[r]) * cap + j;
     const i16* k = kc + sbase * kvd + kvh * hd;
     int ke = kexpc[sbase * nkv + kvh];
     for (int g0 = 0; g0 < group; g0 += GMAX) {
         int ng = group - g0 < GMAX ? group - g0 : GMAX;
-        int h0 = kvh * group + g0;
-        BY_GROUP(ng, score_slice, qg + g0 * hd, qexp + r * nh + h0, k, ke, hd, score_scale,
-                 z + ((i64)r * nh + h0) * cap + j, cap);
+        BY_GROUP(ng, score_slice, qg + g0 * hd, qexp + r * nh + kvh * group + g0, k, ke, hd,
+                 score_scale, out + (i64)g0 * stride, stride);
     }
+}
+
+// Row r's scores of the group of key/value head kvh at position j, into z.
+__device__ __forceinline__ i64* z_at(i64* z, int r, int kvh, int j, int nh, int nkv, int cap) {
+    return z + ((i64)r * nh + (i64)kvh * (nh / nkv)) * cap + j;
 }
 
 // Scores: thread per (row, key/value head, position j <= pos) for the group's query heads.
@@ -710,7 +797,7 @@ extern "C" __global__ void att_scores(int M, int nh, int nkv, int hd, const int*
     if (zend[r] != 0 || j > pos[r]) return;
     const int* qg = q + ((i64)r * nh + (i64)kvh * (nh / nkv)) * hd;
     score_position(qg, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale, layer, slots,
-                   cap, z);
+                   cap, z_at(z, r, kvh, j, nh, nkv, cap), cap);
 }
 
 // att_scores with a block per (row, key/value head): the group's queries are read once into
@@ -734,7 +821,7 @@ extern "C" __global__ void att_scores_block(int M, int nh, int nkv, int hd, cons
     int n = pos[r] + 1;
     for (int j = threadIdx.x; j < n; j += blockDim.x) {
         score_position(sq, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale, layer,
-                       slots, cap, z);
+                       slots, cap, z_at(z, r, kvh, j, nh, nkv, cap), cap);
     }
 }
 
@@ -774,16 +861,18 @@ __device__ i64 load_scores(int r, int head, int nh, int nkv, int n, int end, con
 }
 
 // Probabilities: warp per (row, head); overwrites the scores with 12-bit probabilities.
+// With gemm_only, the rows outside the GEMM runs are left to att_row.
 extern "C" __global__ void att_probs(int M, int nh, int nkv, const int* pos, const int* slot,
                                      const int* zend, const int* qexp, const int* kexpc,
                                      i64 score_scale, int layer, int slots, const i64* exp2,
-                                     int cap, i64* z, int* err) {
+                                     int cap, i64* z, int* err, int gemm_only) {
     int w = warp_id();
     if (w >= M * nh) return;
     int r = w / nh, head = w % nh;
     int lane = threadIdx.x % WARP;
     int n = pos[r] + 1;
     int end = zend[r];
+    if (gemm_only && end == 0) return;
     i64* zr = z + (i64)w * cap;
     i64 mx = load_scores(r, head, nh, nkv, n, end, slot, qexp, kexpc, score_scale, layer, slots,
                          cap, zr, zr, lane, WARP, err);
@@ -836,7 +925,7 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
                                            const int* slot, const int* zend, const int* qexp,
                                            const int* kexpc, i64 score_scale, int layer,
                                            int slots, const i64* exp2, int cap, i64* z,
-                                           int* err) {
+                                           int* err, int gemm_only) {
     extern __shared__ i64 sz[];
     __shared__ i64 red[1024 / WARP];
     int w = blockIdx.x;
@@ -845,6 +934,7 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
     int tid = threadIdx.x, nt = blockDim.x;
     int n = pos[r] + 1;
     int end = zend[r];
+    if (gemm_only && end == 0) return;
     i64* zr = z + (i64)w * cap;
     i64 mx = load_scores(r, head, nh, nkv, n, end, slot, qexp, kexpc, score_scale, layer, slots,
                          cap, zr, sz, tid, nt, err);
@@ -921,6 +1011,101 @@ extern "C" __global__ void att_pv(int M, int nh, int nkv, int hd, const i64* z, 
         BY_GROUP(ng, pv_slice, z + ((i64)r * nh + h0) * cap, cap, vb, kvd, j0, j1,
                  acc + ((i64)r * nh + h0) * hd + i, hd);
     }
+}
+
+// NG query heads' P · V sums over positions j0, j0 + step, ... below j1 of one value channel
+// (column vb, rows kvd apart) with the heads' probabilities p (rows `stride` apart, shared
+// memory, below 2^12 as in pv_slice), added into out[g * hd] (shared memory; several
+// threads may add to one sum).
+template <int NG>
+__device__ __forceinline__ void pv_strided(const i64* p, int stride, const int* vb, int kvd,
+                                           int j0, int j1, int step, i64* out, int hd) {
+    i64 a[NG];
+    for (int g = 0; g < NG; g++) a[g] = 0;
+    int j = j0;
+    for (; j + (PV_UNROLL - 1) * step < j1; j += PV_UNROLL * step) {
+        int v[PV_UNROLL];
+        for (int u = 0; u < PV_UNROLL; u++) v[u] = vb[(i64)(j + u * step) * kvd];
+        for (int u = 0; u < PV_UNROLL; u++)
+            for (int g = 0; g < NG; g++)
+                a[g] += (i64)(int)p[(i64)g * stride + j + u * step] * (i64)v[u];
+    }
+    for (; j < j1; j += step) {
+        i64 v = vb[(i64)j * kvd];
+        for (int g = 0; g < NG; g++) a[g] += (i64)(int)p[(i64)g * stride + j] * v;
+    }
+    for (int g = 0; g < NG; g++) {
+        if (a[g] != 0) atomicAdd((unsigned long long*)&out[(i64)g * hd], (unsigned long long)a[g]);
+    }
+}
+
+// att_scores_block, att_probs and att_pv in one kernel for the rows outside the GEMM runs, a
+// block per (row, key/value head): the group's queries, its scores (then softmax weights,
+// then probabilities) and its P · V sums stay in shared memory, and the sums go out whole,
+// so z is never touched and acc needs no zeroing. Same integers as the three kernels.
+// Dynamic shared memory: group·hd ints (queries, rounded up to 16 bytes), group·hd i64
+// (sums), group·n i64 (scores), n the longest row's positions in the call.
+extern "C" __global__ void att_row(int M, int nh, int nkv, int hd, const int* q,
+                                   const int* qexp, const i16* kc, const int* kexpc,
+                                   const int* vc, const int* pos, const int* slot,
+                                   const int* zend, i64 score_scale, const i64* exp2, int layer,
+                                   int slots, int cap, i64* acc) {
+    extern __shared__ int4 sq4[];
+    int rk = blockIdx.x;
+    if (rk >= M * nkv) return;
+    int r = rk / nkv, kvh = rk % nkv;
+    if (zend[r] != 0) return;
+    int group = nh / nkv, kvd = nkv * hd, gh = group * hd;
+    int tid = threadIdx.x, nt = blockDim.x;
+    int n = pos[r] + 1;
+    int* sq = (int*)sq4;
+    i64* spv = (i64*)(sq4 + (gh + 3) / 4);
+    i64* sz = spv + gh;
+    const int* qr = q + ((i64)r * nh + (i64)kvh * group) * hd;
+    for (int i = tid; i < gh; i += nt) {
+        sq[i] = qr[i];
+        spv[i] = 0;
+    }
+    __syncthreads();
+    for (int j = tid; j < n; j += nt) {
+        score_position(sq, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale, layer,
+                       slots, cap, sz + j, n);
+    }
+    __syncthreads();
+    // att_probs, a warp per head of the group (its reductions need no barrier), each lane
+    // reading back only the positions it wrote.
+    int lane = tid % WARP;
+    for (int g = tid / WARP; g < group; g += nt / WARP) {
+        i64* zg = sz + (i64)g * n;
+        i64 mx = I64_MIN;
+        for (int j = lane; j < n; j += WARP) mx = zg[j] > mx ? zg[j] : mx;
+        mx = warp_max_i64(mx);
+        i64 total = 0;
+        for (int j = lane; j < n; j += WARP) {
+            i64 wj = exp2_neg(exp2, mx - zg[j]);
+            zg[j] = wj;
+            total += wj;
+        }
+        total = warp_sum_i64(total);
+        double inv = 1.0 / (double)(2 * total);
+        for (int j = lane; j < n; j += WARP) zg[j] = prob_level(zg[j], total, inv);
+    }
+    __syncthreads();
+    // P · V: work item (channel i, slice s) sums positions s, s + S, ...: a warp's threads
+    // read one position's consecutive channels.
+    int S = nt >= hd ? nt / hd : 1;
+    const int* vrow = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd;
+    for (int c = tid; c < hd * S; c += nt) {
+        int i = c % hd, sl = c / hd;
+        for (int g0 = 0; g0 < group; g0 += GMAX) {
+            int ng = group - g0 < GMAX ? group - g0 : GMAX;
+            BY_GROUP(ng, pv_strided, sz + (i64)g0 * n, n, vrow + i, kvd, sl, n, S,
+                     spv + g0 * hd + i, hd);
+        }
+    }
+    __syncthreads();
+    i64* out = acc + ((i64)r * nh + (i64)kvh * group) * hd;
+    for (int i = tid; i < gh; i += nt) out[i] = spv[i];
 }
 
 // The GEMM rows' P · V sums (f64, written over `acc` by cuBLAS) to integers, in place:
@@ -1121,7 +1306,7 @@ extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
                                    int wexp, const i64* sig, i64 levels, int* h,
                                    signed char* limbs, int* hexp) {
     extern __shared__ int4 sq4[];
-    __shared__ u128 red[1024 / WARP];
+    __shared__ u64 red[2 * 1024 / WARP];
     int r = blockIdx.x;
     if (r >= M) return;
     int tid = threadIdx.x, nt = blockDim.x;
@@ -1129,31 +1314,31 @@ extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
     i128* mant = (i128*)sq4;
     i64 half = (i64)M * 2 * f, at = (i64)r * 2 * f;
     int e = hexp[r] + wexp;
-    u128 mg = 0, mu = 0;
+    u64 kg = 0, ku = 0;
     for (int o = tid; o < f; o += nt) {
         i64 a = sum_at(acc, g, rowsum, half, at + o, o);
         i64 b = sum_at(acc, g, rowsum, half, at + f + o, f + o);
-        u128 x, y;
+        u64 x, y;
         if (split) {
             i64 pg = split[o], pu = split[f + o];
             a *= split_mant(pg);
             b *= split_mant(pu);
-            x = split_abs(a, split_shift(pg));
-            y = split_abs(b, split_shift(pu));
+            x = mag_key64(a < 0 ? (u64)0 - (u64)a : (u64)a, split_shift(pg));
+            y = mag_key64(b < 0 ? (u64)0 - (u64)b : (u64)b, split_shift(pu));
         } else {
-            x = uabs((i128)a * (i128)scale[o]);
-            y = uabs((i128)b * (i128)scale[f + o]);
+            x = mag_key(uabs((i128)a * (i128)scale[o]));
+            y = mag_key(uabs((i128)b * (i128)scale[f + o]));
         }
         gu[2 * o] = a;
         gu[2 * o + 1] = b;
-        if (x > mg) mg = x;
-        if (y > mu) mu = y;
+        if (x > kg) kg = x;
+        if (y > ku) ku = y;
     }
     const i64 L = 2147483647;
-    int sg = quant_shift(block_max_u128(mg, red), L);
-    int su = quant_shift(block_max_u128(mu, red), L);
+    int sg, su;
+    block_key_shifts(kg, ku, red, L, &sg, &su);
     int eg = e + sg, eu = e + su;
-    u128 mx = 0;
+    u64 kx = 0;
     for (int o = tid; o < f; o += nt) {
         i64 gv, uv;
         if (split) {
@@ -1170,13 +1355,13 @@ extern "C" __global__ void ffn_row(int M, int f, const i64* acc, const int* g,
         // |gv s| < 2^61.
         i128 m = (i128)(gv * sigmoid_q16(sig, x16)) * (i128)uv;
         mant[o] = m;
-        u128 a = uabs(m);
-        if (a > mx) mx = a;
+        u64 k = mag_key(uabs(m));
+        if (k > kx) kx = k;
     }
-    int s = quant_shift(block_max_u128(mx, red), levels);
+    int s = block_key_shift(kx, red, levels);
     i64 out_half = (i64)M * f;
     for (int o = tid; o < f; o += nt) {
-        put_level(h, limbs, out_half, (i64)r * f + o, quant_apply(mant[o], s, levels));
+        put_level(h, limbs, out_half, (i64)r * f + o, quant_apply_wide(mant[o], s, levels));
     }
     if (tid == 0) hexp[r] = eg + eu - 30 + s;
 }
@@ -1196,7 +1381,7 @@ extern "C" __global__ void att_out_row(int M, int nh, int nkv, int hd, const i64
     int d = nh * hd;
     bool gemm = zend[r] != 0;
     i128* mant = (i128*)sq4;
-    u128 mx = 0;
+    u64 kx = 0;
     for (int t = tid; t < d; t += nt) {
         int i = t % hd;
         int kvh = (t / hd) / (nh / nkv);
@@ -1205,13 +1390,13 @@ extern "C" __global__ void att_out_row(int M, int nh, int nkv, int hd, const i64
         if (gemm) sum = exact_int(bits_f64(sum), err);
         i128 m = div_round((i128)sum << shift, (i128)4095);
         mant[t] = m;
-        u128 a = uabs(m);
-        if (a > mx) mx = a;
+        u64 k = mag_key(uabs(m));
+        if (k > kx) kx = k;
     }
-    int s = quant_shift(block_max_u128(mx, red), levels);
+    int s = block_key_shift(kx, (u64*)red, levels);
     i64 half = (i64)M * d;
     for (int t = tid; t < d; t += nt) {
-        put_level(h, limbs, half, (i64)r * d + t, quant_apply(mant[t], s, levels));
+        put_level(h, limbs, half, (i64)r * d + t, quant_apply_wide(mant[t], s, levels));
     }
     if (tid == 0) out_exp[r] = exp + s;
 }

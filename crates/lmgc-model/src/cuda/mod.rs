@@ -38,7 +38,7 @@ use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
-const KERNELS: [&str; 24] = [
+const KERNELS: [&str; 25] = [
     "embed",
     "levels_f64",
     "norm_rows",
@@ -55,6 +55,7 @@ const KERNELS: [&str; 24] = [
     "att_probs",
     "att_probs_block",
     "att_pv",
+    "att_row",
     "att_out",
     "zero_i64",
     "quant_rows",
@@ -104,6 +105,11 @@ const SHARED_BYTES: usize = 48 * 1024;
 const PROB_STATIC_SHARED: usize = 8 * 32;
 /// Static shared memory of the block-per-row kernels (a 16-byte maximum per warp).
 const ROW_STATIC_SHARED: usize = 16 * 32;
+/// `att_row`'s static shared memory (none: its reductions are a warp's).
+const ATT_ROW_STATIC_SHARED: usize = 0;
+/// Threads per block of `att_row` (default; `LMGC_CUDA_ATT_THREADS`, a multiple of 32 up to
+/// 1,024): two slices of positions per value channel for 64-wide heads.
+const ATT_ROW_THREADS: usize = 128;
 
 fn drv(e: impl std::fmt::Debug) -> Error {
     Error::Backend(format!("CUDA: {e:?}"))
@@ -396,6 +402,15 @@ pub struct CudaEngine {
     /// Calls of at most this many rows take `norm_rows_block` (0: `norm_rows` always; a test
     /// sets it to reach that).
     norm_block_rows: usize,
+    /// Rows outside the attention GEMMs take `att_row` (scores, probabilities and P · V in
+    /// one kernel) where its shared memory fits (off: the three kernels; a test switches it
+    /// to reach those, and `LMGC_CUDA_FUSED_ATT=off` turns it off, for comparison).
+    fused_attention: bool,
+    /// Dynamic shared memory `att_row` may take: the device's opt-in maximum.
+    att_row_shared: usize,
+    att_row_threads: u32,
+    /// Most threads per row of `ffn_row` and `att_out_row`.
+    row_threads: usize,
     ws: Option<Workspace>,
     caches: Option<Caches>,
     device_name: String,
@@ -539,6 +554,7 @@ impl CudaEngine {
             .iter()
             .map(|n| module.load_function(n).map_err(drv))
             .collect::<Result<Vec<_>>>()?;
+        let att_row_shared = att_row_shared(&ctx, &f);
         let blas = CudaBlas::new(stream.clone()).map_err(|e| {
             Error::Backend(format!(
                 "loading cuBLAS ({e:?}): is libcublas on the library path?"
@@ -615,6 +631,10 @@ impl CudaEngine {
                 Ok("0") => 0,
                 _ => tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
             },
+            fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
+            att_row_shared,
+            att_row_threads: warps_setting("LMGC_CUDA_ATT_THREADS", ATT_ROW_THREADS)? as u32,
+            row_threads: warps_setting("LMGC_CUDA_ROW_THREADS", THREADS as usize)?,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
             err: stream.alloc_zeros(1).map_err(drv)?,
@@ -750,6 +770,20 @@ impl CudaEngine {
                 )
             })
             .transpose()?;
+        // att_row's launch where it takes this call's kernel rows: a block per (row,
+        // key/value head), its dynamic shared memory for the longest row's positions.
+        let fused = kernel_positions
+            .filter(|_| self.shared_kernels && self.fused_attention)
+            .and_then(|n| {
+                let gh = nh / nkv * hd;
+                let bytes = gh.div_ceil(4) * 16 + gh * 8 + nh / nkv * n * 8;
+                let blocks = u32::try_from(m * nkv).ok()?;
+                (bytes <= self.att_row_shared).then_some(LaunchConfig {
+                    grid_dim: (blocks, 1, 1),
+                    block_dim: (self.att_row_threads, 1, 1),
+                    shared_mem_bytes: bytes as u32,
+                })
+            });
         let mi = m as i32;
         let di = d as i32;
         run.launch("embed", threads(m * d)?, |b| {
@@ -810,7 +844,7 @@ impl CudaEngine {
                 })?;
                 att.scores(li)?;
             }
-            if let Some(n) = kernel_positions {
+            if let Some(n) = kernel_positions.filter(|_| fused.is_none()) {
                 let group_bytes = nh / nkv * hd * 4;
                 let (name, cfg) = if self.shared_kernels && group_bytes <= SHARED_BYTES {
                     let blocks = u32::try_from(m * nkv)
@@ -844,6 +878,8 @@ impl CudaEngine {
                         .arg(z);
                 })?;
             }
+            // With att_row, the probabilities of the GEMM rows alone (if any).
+            let gemm_only = i32::from(fused.is_some());
             let (probs, cfg) = if self.shared_kernels
                 && cap as usize > PROB_WARP_MAX
                 && cap as usize * 8 + PROB_STATIC_SHARED <= SHARED_BYTES
@@ -861,22 +897,28 @@ impl CudaEngine {
             } else {
                 ("att_probs", warps(m * nh)?)
             };
-            run.launch(probs, cfg, |b| {
-                b.arg(&mi)
-                    .arg(&nhi)
-                    .arg(&nkvi)
-                    .arg(&ws.pos)
-                    .arg(&ws.slot)
-                    .arg(&ws.zend);
-                b.arg(&ws.qexp)
-                    .arg(&caches.kexp)
-                    .arg(&self.score_scale)
-                    .arg(&li)
-                    .arg(&slots);
-                b.arg(&self.exp2).arg(&cap).arg(z).arg(&self.err);
-            })?;
-            // The kernels add into pv; the GEMMs overwrite their rows' entries.
-            if kernel_positions.is_some() {
+            if fused.is_none() || att.is_some() {
+                run.launch(probs, cfg, |b| {
+                    b.arg(&mi)
+                        .arg(&nhi)
+                        .arg(&nkvi)
+                        .arg(&ws.pos)
+                        .arg(&ws.slot)
+                        .arg(&ws.zend);
+                    b.arg(&ws.qexp)
+                        .arg(&caches.kexp)
+                        .arg(&self.score_scale)
+                        .arg(&li)
+                        .arg(&slots);
+                    b.arg(&self.exp2)
+                        .arg(&cap)
+                        .arg(z)
+                        .arg(&self.err)
+                        .arg(&gemm_only);
+                })?;
+            }
+            // The kernels add into pv; the GEMMs and att_row overwrite their rows' entries.
+            if kernel_positions.is_some() && fused.is_none() {
                 let n_pv = (m * d) as i64;
                 run.launch("zero_i64", threads(m * d)?, |b| {
                     b.arg(&n_pv).arg(&ws.pv);
@@ -885,7 +927,28 @@ impl CudaEngine {
             if let Some(att) = &att {
                 att.pv(li)?;
             }
-            if kernel_positions.is_some() {
+            if let Some(cfg) = fused {
+                run.launch("att_row", cfg, |b| {
+                    b.arg(&mi)
+                        .arg(&nhi)
+                        .arg(&nkvi)
+                        .arg(&hdi)
+                        .arg(&ws.q)
+                        .arg(&ws.qexp);
+                    b.arg(&caches.k)
+                        .arg(&caches.kexp)
+                        .arg(&caches.v)
+                        .arg(&ws.pos)
+                        .arg(&ws.slot)
+                        .arg(&ws.zend);
+                    b.arg(&self.score_scale)
+                        .arg(&self.exp2)
+                        .arg(&li)
+                        .arg(&slots)
+                        .arg(&cap)
+                        .arg(&ws.pv);
+                })?;
+            } else if kernel_positions.is_some() {
                 let spans = (cap as usize).div_ceil(self.pv_span);
                 let span = self.pv_span as i32;
                 run.launch("att_pv", threads(m * nkv * hd * spans)?, |b| {
@@ -905,7 +968,7 @@ impl CudaEngine {
                         .arg(&ws.pv);
                 })?;
             }
-            let fused_out = row_block(self.shared_kernels, m, d)?;
+            let fused_out = row_block(self.shared_kernels, self.row_threads, m, d)?;
             if !att_runs.is_empty() && fused_out.is_none() {
                 run.launch("pv_take", threads(m * d)?, |b| {
                     b.arg(&mi).arg(&di).arg(&ws.zend).arg(&ws.pv).arg(&self.err);
@@ -942,7 +1005,7 @@ impl CudaEngine {
             run.norm(&layer.ffn_norm, d, &layer.gate_up, Some((&layer.wo, o)))?;
             let gu = run.linear(&layer.gate_up)?;
             let fi = f as i32;
-            if let Some(cfg) = row_block(self.shared_kernels, m, f)? {
+            if let Some(cfg) = row_block(self.shared_kernels, self.row_threads, m, f)? {
                 let (h, limbs) = run.levels_out(&layer.down);
                 let split = run.split(&layer.gate_up.split);
                 run.launch("ffn_row", cfg, |b| {
@@ -1013,6 +1076,45 @@ impl CudaEngine {
     }
 }
 
+/// The dynamic shared memory `att_row` may take: the device's opt-in maximum per block (a
+/// window of 2,048 positions needs about 50 KiB for SmolLM2's groups of three heads, past
+/// the 48 KiB any kernel gets), or 48 KiB where the device or driver won't say.
+fn att_row_shared(ctx: &CudaContext, f: &[CudaFunction]) -> usize {
+    use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+    let optin = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+        .ok()
+        .and_then(|v| usize::try_from(v).ok())
+        .filter(|&v| v > SHARED_BYTES);
+    let base = SHARED_BYTES - ATT_ROW_STATIC_SHARED;
+    let Some(optin) = optin else {
+        return base;
+    };
+    let bytes = optin - ATT_ROW_STATIC_SHARED;
+    let i = KERNELS
+        .iter()
+        .position(|k| *k == "att_row")
+        .expect("listed");
+    match f[i].set_attribute(
+        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+        bytes as i32,
+    ) {
+        Ok(()) => bytes,
+        Err(_) => base,
+    }
+}
+
+/// A block size from the environment: `default` when unset, an error unless it is a multiple
+/// of 32 up to 1,024.
+fn warps_setting(var: &str, default: usize) -> Result<usize> {
+    match tuning(var, default)? {
+        t if t % 32 == 0 && t <= 1024 => Ok(t),
+        t => Err(Error::Unsupported(format!(
+            "{var}={t}: set a multiple of 32 up to 1,024"
+        ))),
+    }
+}
+
 /// A speed setting from the environment: `default` when unset, an error unless it is a whole
 /// number from 1 to 65,536.
 fn tuning(var: &str, default: usize) -> Result<usize> {
@@ -1053,14 +1155,14 @@ fn threads(n: usize) -> Result<LaunchConfig> {
 /// The launch of a block-per-row kernel (`ffn_row`, `att_out_row`) over `m` rows of `n` values
 /// whose 16-byte mantissas stay in shared memory; None where they do not fit (or `shared` is
 /// off), for the kernels that pass them through global memory instead. Threads: as few whole
-/// warps as leave every thread about the same number of values, at most 256.
-fn row_block(shared: bool, m: usize, n: usize) -> Result<Option<LaunchConfig>> {
+/// warps as leave every thread about the same number of values, at most `max_threads`.
+fn row_block(shared: bool, max_threads: usize, m: usize, n: usize) -> Result<Option<LaunchConfig>> {
     let bytes = n * 16;
     if !shared || bytes + ROW_STATIC_SHARED > SHARED_BYTES {
         return Ok(None);
     }
     let blocks = u32::try_from(m).map_err(|_| Error::Unsupported("rows past 2^32".into()))?;
-    let per = n.div_ceil(THREADS as usize).max(1);
+    let per = n.div_ceil(max_threads).max(1);
     let threads = n.div_ceil(per).div_ceil(32) * 32;
     Ok(Some(LaunchConfig {
         grid_dim: (blocks, 1, 1),
@@ -1454,6 +1556,9 @@ impl Engine for CudaEngine {
     }
     fn prefill_rows(&self) -> usize {
         DEVICE_ROWS
+    }
+    fn frees_host(&self) -> bool {
+        true
     }
     fn set_output_rows(&mut self, rows: Option<&[usize]>) -> Result<()> {
         match rows {

@@ -242,6 +242,32 @@ fn norm_blocks_with_128_bit_scale_products_match_the_host_engine() {
     );
 }
 
+/// Scores, probabilities and P · V as three kernels (`att_scores_block`, `att_probs_block`
+/// past 512 positions, `att_pv`), what rows take where `att_row`'s shared memory doesn't fit
+/// (and `LMGC_CUDA_FUSED_ATT=off`); every other test with the shared kernels takes `att_row`.
+#[test]
+fn attention_in_three_kernels_matches_the_host_engine() {
+    check_windows(
+        config(2, 144, 18, 2, 160, 300),
+        19,
+        &[600, 9, 40],
+        640,
+        |g| {
+            g.fused_attention = false;
+        },
+    );
+}
+
+/// `att_row` with more than the 48 KiB of shared memory any kernel gets: a window of 2,100
+/// positions for groups of three 64-wide heads (SmolLM2's) takes about 52 KiB, from the
+/// device's opt-in maximum (a window of 2,048, the codec's default, takes 51).
+#[test]
+fn long_decoding_windows_take_opt_in_shared_memory() {
+    check_windows(config(1, 192, 3, 1, 160, 300), 20, &[2100, 5], 2112, |g| {
+        assert!(g.att_row_shared > SHARED_BYTES, "no opt-in shared memory");
+    });
+}
+
 /// Scales split into odd parts and powers of two, and refused where a sum times the odd part
 /// could pass 2^62.
 #[test]
