@@ -161,6 +161,32 @@ impl LlmPrior {
         self.engine.set_output_rows(rows.as_deref())
     }
 
+    /// The engine's forward pass of `input` while `tables` (an earlier call's tables and
+    /// coding, if any) runs on another thread; books both times and returns the scores, one
+    /// row per input.
+    fn forward_beside(
+        &mut self,
+        input: &[Row],
+        tables: Option<impl FnOnce() -> lmgc_core::Result<f64> + Send>,
+    ) -> lmgc_core::Result<Vec<Vec<i32>>> {
+        let engine = &mut self.engine;
+        let (scores, model, tables) = std::thread::scope(|s| {
+            let tables = tables.map(|f| s.spawn(f));
+            let t0 = std::time::Instant::now();
+            let scores = engine.forward(input);
+            let model = t0.elapsed().as_secs_f64();
+            let tables = tables.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            (scores, model, tables)
+        });
+        if let Some(t) = tables {
+            self.seconds[1] += t?;
+        }
+        self.seconds[0] += model;
+        let scores = scores?;
+        rows_returned(&scores, input.len())?;
+        Ok(scores)
+    }
+
     /// What building a table from the current output's scores needs, apart from the engine.
     fn table_maker(&self) -> TableMaker {
         TableMaker {
@@ -399,28 +425,11 @@ impl Prior for LlmPrior {
                     .collect();
                 // The previous call's tables go to `visit` on another thread while the
                 // engine runs this call (the GPU engine mostly waits for its device).
-                let engine = &mut self.engine;
-                let job = pending.take();
-                let (scores, tables) = std::thread::scope(|s| {
-                    let tables = job.map(|j| {
-                        let visit = &mut *visit;
-                        let maker = &maker;
-                        s.spawn(move || visit_tables(maker, &j.scores, &j.rows, spec, visit))
-                    });
-                    let t0 = std::time::Instant::now();
-                    let scores = engine.forward(&input);
-                    let model = t0.elapsed().as_secs_f64();
-                    let tables =
-                        tables.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                    ((scores, model), tables)
+                let job = pending.take().map(|j| {
+                    let (visit, maker) = (&mut *visit, &maker);
+                    move || visit_tables(maker, &j.scores, &j.rows, spec, visit)
                 });
-                if let Some(t) = tables {
-                    self.seconds[1] += t?;
-                }
-                let (scores, model) = scores;
-                self.seconds[0] += model;
-                let scores = scores?;
-                rows_returned(&scores, input.len())?;
+                let scores = self.forward_beside(&input, job)?;
                 let held = scores.iter().map(|r| r.len() * 4).sum::<usize>();
                 if held <= OVERLAP_SCORE_BYTES {
                     pending = Some(Scored {
@@ -492,29 +501,11 @@ impl Prior for LlmPrior {
         // part (rows of different windows: the order of their forward passes changes nothing).
         let mut pending: Option<(Vec<Vec<i32>>, usize)> = None;
         for (c, chunk) in rows.chunks(per).enumerate() {
-            let engine = &mut self.engine;
-            let job = pending.take();
-            let (scores, tables) = std::thread::scope(|s| {
-                let tables = job.map(|(scores, first)| {
-                    let visit = &mut *visit;
-                    let maker = &maker;
-                    s.spawn(move || visit_step(maker, &scores, &inputs[first..], spec, visit))
-                });
-                let t0 = std::time::Instant::now();
-                let scores = engine.forward(chunk);
-                let model = t0.elapsed().as_secs_f64();
-                let tables =
-                    tables.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-                ((scores, model), tables)
+            let job = pending.take().map(|(scores, first)| {
+                let (visit, maker) = (&mut *visit, &maker);
+                move || visit_step(maker, &scores, &inputs[first..], spec, visit)
             });
-            if let Some(t) = tables {
-                self.seconds[1] += t?;
-            }
-            let (scores, model) = scores;
-            self.seconds[0] += model;
-            let scores = scores?;
-            rows_returned(&scores, chunk.len())?;
-            pending = Some((scores, c * per));
+            pending = Some((self.forward_beside(chunk, job)?, c * per));
         }
         if let Some((scores, first)) = pending {
             self.seconds[1] += visit_step(&maker, &scores, &inputs[first..], spec, visit)?;

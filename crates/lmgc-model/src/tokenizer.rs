@@ -676,7 +676,7 @@ mod tests {
     #[test]
     fn long_hex_text_is_cut_into_pieces() {
         let text: Vec<u8> = (0..200_000u32)
-            .flat_map(|i| format!("{:02x},", (i * 2_654_435_761) >> 24).into_bytes())
+            .flat_map(|i| format!("{:02x},", i.wrapping_mul(2_654_435_761) >> 24).into_bytes())
             .collect();
         let cuts = cut_points(&text, PIECE);
         assert!(cuts.len() >= 8, "{} cuts", cuts.len());
