@@ -239,7 +239,7 @@ const OVERLAP_SCORE_BYTES: usize = 512 << 20;
 
 /// Fewest rows per part of a decoding step split for overlap (below, one part): smaller
 /// forward calls cost a device engine more than the tables they hide (on an H100, steps of
-/// 1,254 rows took 12% longer in two parts, steps of 4,096 rows 5% less: docs/perf.md).
+/// 1,254 rows took 12% longer in two parts, steps of 4,096 rows 5–11% less: docs/perf.md).
 const STEP_PART_ROWS: usize = 2048;
 
 /// Parts a device engine's decoding step is split into (default; `LMGC_STEP_PARTS`, 1 to 16,

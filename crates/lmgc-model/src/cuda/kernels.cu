@@ -13,8 +13,8 @@ typedef short i16;
 
 // WARP may be defined as 1 (one thread per warp) so that scripts/check-cuda-kernels.sh can
 // compile this file as C++ both ways; the warp reductions and local arrays are written for
-// any WARP, the block reductions (block_max_i64, block_sum_i64, block_max_u128) assume
-// blockDim.x / WARP <= WARP.
+// any WARP, the block reductions (block_max_i64, block_sum_i64, block_sum_u128,
+// block_key_shifts) assume blockDim.x / WARP <= WARP.
 #ifndef WARP
 #define WARP 32
 #endif
@@ -204,11 +204,6 @@ __device__ __forceinline__ u128 key_mag(u64 key) {
 // that bound for the whole layer, for a norm's quotients each value is checked here.
 __device__ __forceinline__ i64 split_mant(i64 packed) { return packed >> 7; }
 __device__ __forceinline__ int split_shift(i64 packed) { return (int)(packed & 127); }
-
-// |p| · 2^z as the u128 that quant_shift reads.
-__device__ __forceinline__ u128 split_abs(i64 p, int z) {
-    return (u128)(p < 0 ? (u64)0 - (u64)p : (u64)p) << z;
-}
 
 // quant_apply(p · 2^z, s, levels) in 64 bits, for |p| < 2^62, 0 <= z <= 63 and s >= 0 (the
 // shifts quant_shift picks): the low z bits of p · 2^z are zero, so rounding away s of them
@@ -445,7 +440,7 @@ __device__ __forceinline__ i64 residual_add(i64 x, i64 sum, i64 scale, const i64
 }
 
 // Block-wide sum of u128 and a broadcast from thread 0, for norm_row's block form (the
-// pattern of block_max_u128, which follows: blockDim.x a multiple of WARP, at most 1024).
+// pattern of block_max_i64: blockDim.x a multiple of WARP, at most 1024).
 __device__ u128 block_sum_u128(u128 v, u128* red) {
     int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
     v = warp_sum_u128(v);
@@ -460,7 +455,6 @@ __device__ u128 block_sum_u128(u128 v, u128* red) {
     __syncthreads();
     return red[0];
 }
-__device__ u128 block_max_u128(u128 v, u128* red);
 __device__ u128 block_bcast_u128(u128 v, u128* red) {
     __syncthreads();
     if (threadIdx.x == 0) red[0] = v;
@@ -1276,22 +1270,6 @@ extern "C" __global__ void ffn_act(int M, int f, const i64* acc, const int* g,
     mant[t] = m;
     row_max_hi(rowhi, r, f, m);
     if (o == 0) ebase[r] = eg + eu - 30;
-}
-
-// The maximum of v over the block, in every thread (as block_max_i64).
-__device__ u128 block_max_u128(u128 v, u128* red) {
-    int tid = threadIdx.x, lane = tid % WARP, wid = tid / WARP, nw = blockDim.x / WARP;
-    v = warp_max_u128(v);
-    __syncthreads();
-    if (lane == 0) red[wid] = v;
-    __syncthreads();
-    v = tid < nw ? red[tid] : 0;
-    if (wid == 0) {
-        v = warp_max_u128(v);
-        if (lane == 0) red[0] = v;
-    }
-    __syncthreads();
-    return red[0];
 }
 
 // ffn_shifts, ffn_act and quant_rows in one kernel, a block per row: the row's (gate, up) sum

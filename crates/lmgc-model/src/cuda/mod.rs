@@ -144,7 +144,7 @@ struct DevLinear {
 
 /// Each scale as its odd part `m` and power of two `2^z`, packed `m · 128 + z`, when every
 /// factor it multiplies, at most `factor_max` in magnitude, times `m` stays below 2^62: the
-/// kernels then multiply in 64 bits (`split_abs`, `quant_apply_split` in kernels.cu). Scales
+/// kernels then multiply in 64 bits (`mag_key64`, `quant_apply_split` in kernels.cu). Scales
 /// come from `f32` values (24-bit mantissas), so `m` stays small: SmolLM2's layers and norms
 /// all qualify with room to spare.
 fn split_scales(scale: &[i64], factor_max: u128) -> Option<Vec<i64>> {
