@@ -2,8 +2,9 @@
 # Compiles crates/lmgc-model/src/cuda/kernels.cu as C++ (g++, syntax and types only) with
 # one 32-lane warp and with one thread per warp, against a shim of the CUDA built-ins it
 # uses. No GPU needed: this catches what NVRTC would otherwise only report on a GPU host.
-# Then runs arith_test.cpp, the fast integer helpers against their definitions, and
-# attention_test.cpp, the fused attention kernel against the three it replaces.
+# Then runs arith_test.cpp, the fast integer helpers against their definitions,
+# attention_test.cpp, the fused attention kernel against the three it replaces, and
+# mma_test.cpp, mma.cu's tensor-core dot products with a warp of host threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -51,3 +52,22 @@ g++ -std=c++17 -O2 -Wno-unused-parameter -Wno-unused-function -DWARP=32 -I"$tmp"
 g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-unused-parameter -Wno-unused-function -DWARP=1 \
     -I"$tmp" "$tmp/a.cpp" -o "$tmp/a"
 "$tmp/a"
+# mma.cu's dot products, a warp as 32 host threads and mma.sync emulated between them.
+cat > "$tmp/mma_shim.h" <<'SHIM'
+#include <cmath>
+struct dim3 { unsigned x, y, z; };
+struct int4 { int x, y, z, w; };
+struct short4 { short x, y, z, w; };
+#define __device__
+#define __global__
+#define __forceinline__ inline
+thread_local dim3 thread_block, thread_index;
+const dim3 blockDim = {32, 1, 1};
+#define blockIdx thread_block
+#define threadIdx thread_index
+void mma_emulated(int* c, const unsigned* a, const unsigned* b, bool as, bool bs);
+SHIM
+{ echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/mma.cu \
+    crates/lmgc-model/src/cuda/mma_test.cpp; } > "$tmp/m.cpp"
+g++ -std=c++20 -O1 -pthread -Wall -Wextra -Wno-unused-parameter -I"$tmp" "$tmp/m.cpp" -o "$tmp/m"
+"$tmp/m"

@@ -11,7 +11,7 @@ use lmgc_core::codec::{BytegroupCodec, Codec, PriorCodecSpec, StoreCodec};
 use lmgc_core::context_prior::ContextPrior;
 use lmgc_core::hybrid::HybridCodec;
 use lmgc_core::prior::{Prior, PriorFingerprint};
-use lmgc_core::prior_codec::{DEFAULT_BATCH, PriorCodec};
+use lmgc_core::prior_codec::PriorCodec;
 use lmgc_core::serialize::SerializerSpec;
 use lmgc_core::{Error, Result};
 use lmgc_model::backend::{self, BackendKind};
@@ -200,7 +200,9 @@ pub struct CodecOptions {
     pub format: Option<SerializerSpec>,
     /// Tokens per window, BOS included.
     pub window: u32,
-    /// Windows per prior call.
+    /// Windows per prior call: decoded in lockstep (the encoder takes at least
+    /// [`lmgc_core::prior_codec::ENCODE_TOKENS`] tokens per call); 0 (the default): the
+    /// prior's [`lmgc_core::Prior::preferred_batch`].
     pub batch: usize,
     /// Streams (lanes) per block for prior codecs; `None`: [`lmgc_core::prior_codec::lane_count`].
     pub lanes: Option<usize>,
@@ -240,7 +242,7 @@ impl Default for CodecOptions {
         CodecOptions {
             format: None,
             window: 2048,
-            batch: DEFAULT_BATCH,
+            batch: 0,
             lanes: None,
             precision: Precision::MAX,
             mask: true,

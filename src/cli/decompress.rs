@@ -56,7 +56,7 @@ pub fn run(a: DecompressArgs, out: Output) -> anyhow::Result<()> {
     let payload = parsed
         .decode_batched(
             prior.as_mut().map(|p| &mut **p as &mut dyn Prior),
-            a.batch,
+            a.batch.unwrap_or(0),
             &|n| {
                 let so_far = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
                 match tokens {

@@ -223,9 +223,10 @@ struct CodecArgs {
     /// Tokens per window for prior codecs, BOS included.
     #[arg(long, default_value_t = 2048)]
     window: u32,
-    /// Windows per prior call.
-    #[arg(long, default_value_t = lmgc::core::prior_codec::DEFAULT_BATCH)]
-    batch: usize,
+    /// Windows per prior call: decoded in lockstep (the encoder takes at least a million
+    /// tokens per call) [default: 4,096 on a GPU, 64 on the CPU].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Streams per tensor for prior codecs: the decoder's parallelism; each costs ~12 bytes
     /// [default: at least 64, about 8 windows each].
     #[arg(long)]
@@ -277,7 +278,7 @@ impl CodecArgs {
         Ok(lmgc::codecs::CodecOptions {
             format: self.format.as_deref().map(str::parse).transpose()?,
             window: self.window,
-            batch: self.batch,
+            batch: self.batch.unwrap_or(0),
             lanes: match self.lanes {
                 Some(0) => {
                     return Err(lmgc::core::Error::InvalidArgument {
@@ -357,9 +358,9 @@ struct DecompressArgs {
     trust_input: bool,
     #[command(flatten)]
     model: ModelArgs,
-    /// Windows decoded in lockstep by prior codecs.
-    #[arg(long, default_value_t = lmgc::core::prior_codec::DEFAULT_BATCH)]
-    batch: usize,
+    /// Windows decoded in lockstep by prior codecs [default: 4,096 on a GPU, 64 on the CPU].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,

@@ -71,7 +71,7 @@ pub struct TableSpec {
 /// the next batch (still in order, one call at a time).
 pub type PrefillVisitor<'a> = dyn FnMut(usize, usize, &FrequencyTable) -> Result<()> + Send + 'a;
 /// Receives one table: `(window, table)` from [`Prior::step`]. `Send`, so that a prior may
-/// hand over the tables of part of a step's rows while its model computes the rest.
+/// hand over one call's tables while its model computes the next call ([`Prior::step_deferred`]).
 pub type StepVisitor<'a> = dyn FnMut(usize, &FrequencyTable) -> Result<()> + Send + 'a;
 
 /// A probability model over token sequences, evaluated window by window.
@@ -124,6 +124,12 @@ pub trait Prior: Send {
     fn profile(&self) -> Vec<(&'static str, f64)> {
         Vec::new()
     }
+    /// Windows a decoder steps in lockstep when its caller leaves the choice to the prior
+    /// ([`crate::prior_codec::PriorCodec::new`] with a batch of 0): a device prior wants
+    /// thousands, so that each step fills the device.
+    fn preferred_batch(&self) -> usize {
+        crate::prior_codec::DEFAULT_BATCH
+    }
     /// Decoder side: forgets all windows and opens `n` empty ones of at most `positions`
     /// tokens (BOS included).
     fn start(&mut self, n: usize, positions: usize) -> Result<()>;
@@ -135,4 +141,30 @@ pub trait Prior: Send {
         spec: &TableSpec,
         visit: &mut StepVisitor<'_>,
     ) -> Result<()>;
+    /// Decoder side: into how many groups a decoder should deal `windows` windows for
+    /// [`Prior::step_deferred`], so that one group's tables are coded while the model computes
+    /// another's step. 1 (the default) when that hides nothing worth its smaller calls.
+    fn step_groups(&self, windows: usize) -> usize {
+        let _ = windows;
+        1
+    }
+    /// Decoder side: [`Prior::step`], except that the tables of this call's windows may reach
+    /// `visit` only during the next `step_deferred` call or [`Prior::finish_steps`], while this
+    /// call may hand over the tables the previous one kept. Every table reaches `visit` exactly
+    /// once and each window's in order; the windows of one call must have no table pending, and
+    /// `spec` must be the same in every call until [`Prior::finish_steps`]. The default keeps
+    /// nothing.
+    fn step_deferred(
+        &mut self,
+        inputs: &[(usize, TokenId)],
+        spec: &TableSpec,
+        visit: &mut StepVisitor<'_>,
+    ) -> Result<()> {
+        self.step(inputs, spec, visit)
+    }
+    /// Decoder side: hands `visit` the tables [`Prior::step_deferred`] kept, if any.
+    fn finish_steps(&mut self, spec: &TableSpec, visit: &mut StepVisitor<'_>) -> Result<()> {
+        let _ = (spec, visit);
+        Ok(())
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Encode: block bytes → serializer text → tokens → windows of `window - 1` tokens, each
 //! behind BOS → [`Prior::prefill`] over batches of windows → range coding. Decode runs a
-//! batch of windows in lockstep through [`Prior::step`], range-decodes one token per window
+//! batch of windows in lockstep through [`Prior::step_deferred`], range-decodes one token per window
 //! per step, detokenizes and parses the text back into bytes.
 //!
 //! **Lanes.** Windows are independent for the model, but every range-coded stream costs a
@@ -15,15 +15,25 @@
 //! block's last.
 
 use crate::byte_tokens::Tokenization;
+use crate::cdf::FrequencyTable;
 use crate::codec::{
     Block, Codec, CodecSpec, CodedBlock, EncodedStream, PriorCodecSpec, Progress, StreamEntry,
 };
 use crate::coder::{Decoder, Encoder, Interval};
 use crate::prior::{Prior, TableSpec, TokenId};
 use crate::{Error, Result};
+use std::collections::VecDeque;
 
-/// Windows scored per prior call by default.
+/// Windows a decoder steps in lockstep by default (and the fewest an encoder scores per prior
+/// call; see [`ENCODE_TOKENS`]).
 pub const DEFAULT_BATCH: usize = 64;
+
+/// Fewest tokens the encoder hands a prior per [`Prior::prefill`] call (a million: 8 MB of
+/// intervals). A device prior builds one forward call's tables while it computes the next,
+/// so each prefill exposes only its last call's: with 64 windows of 256 tokens per prefill,
+/// half of them were exposed on an H100 (docs/perf.md). The prior bounds its own state per
+/// forward call, so this costs no device memory.
+pub const ENCODE_TOKENS: usize = 1 << 20;
 
 /// Windows per lane the default lane count aims at on large blocks.
 pub const WINDOWS_PER_LANE: usize = 8;
@@ -62,7 +72,9 @@ fn lane_range(k: usize, n: usize, windows: usize) -> (usize, usize) {
 }
 
 impl<'p> PriorCodec<'p> {
-    /// Wraps a prior. `spec.prior` must be the prior's fingerprint.
+    /// Wraps a prior. `spec.prior` must be the prior's fingerprint. `batch`: windows decoded in
+    /// lockstep, 0 for the prior's [`Prior::preferred_batch`] (either way at most what the
+    /// prior's state budget holds).
     pub fn new(prior: &'p mut dyn Prior, spec: PriorCodecSpec, batch: usize) -> Result<Self> {
         if spec.prior != prior.fingerprint() {
             return Err(Error::PriorMismatch {
@@ -91,6 +103,11 @@ impl<'p> PriorCodec<'p> {
             spec.window,
             prior.state_budget(),
         );
+        let batch = if batch == 0 {
+            prior.preferred_batch()
+        } else {
+            batch
+        };
         Ok(PriorCodec {
             prior,
             spec,
@@ -106,6 +123,19 @@ impl<'p> PriorCodec<'p> {
     pub fn with_lanes(mut self, lanes: Option<usize>) -> Self {
         self.lanes = lanes.filter(|&n| n > 0);
         self
+    }
+
+    /// Windows from the start of `windows` that the encoder hands the prior in one call: at
+    /// least the batch and [`ENCODE_TOKENS`] tokens (all that are left, if fewer).
+    fn encode_run(&self, windows: &[Window]) -> usize {
+        let mut tokens = 0;
+        for (i, w) in windows.iter().enumerate() {
+            tokens += w.tokens.len();
+            if i + 1 >= self.batch && tokens >= ENCODE_TOKENS {
+                return i + 1;
+            }
+        }
+        windows.len()
     }
 
     /// Windows per batch that keep prior state within [`STATE_BUDGET`]: for a state of
@@ -183,8 +213,9 @@ impl Codec for PriorCodec<'_> {
         let mut lanes = lanes.into_iter();
         let mut lane = lanes.next();
         let (mut enc, mut lane_bits) = (Encoder::new(), 0f64);
-        for (c, batch) in windows.chunks(self.batch).enumerate() {
-            let first = c * self.batch;
+        let mut first = 0;
+        while first < windows.len() {
+            let batch = &windows[first..first + self.encode_run(&windows[first..])];
             let refs: Vec<&[TokenId]> = batch.iter().map(|w| &w.tokens[..]).collect();
             let mut intervals: Vec<Vec<Interval>> = batch
                 .iter()
@@ -224,6 +255,7 @@ impl Codec for PriorCodec<'_> {
                 }
                 progress(batch[w].span / chars_per_byte.max(1));
             }
+            first += batch.len();
         }
         Ok(out)
     }
@@ -271,19 +303,38 @@ impl Codec for PriorCodec<'_> {
                         .map(|&(_, n)| Vec::with_capacity((n as usize).min(4096))),
                 );
                 self.prior.start(batch.len(), self.spec.window as usize)?;
-                let mut inputs: Vec<(usize, TokenId)> =
-                    (0..batch.len()).map(|w| (w, bos)).collect();
-                while !inputs.is_empty() {
-                    let mut next = Vec::with_capacity(inputs.len());
-                    self.prior.step(&inputs, &self.table, &mut |w, table| {
+                // The batch's windows step in groups, one group per call: a prior that defers
+                // a call's tables codes them while it computes the next group's step. Each
+                // call's visits give their group's next inputs, which queue behind the rest.
+                let groups = self.prior.step_groups(batch.len()).clamp(1, batch.len());
+                let mut queue: VecDeque<Vec<(usize, TokenId)>> = (0..groups)
+                    .map(|g| {
+                        let (a, e) = lane_range(g, groups, batch.len());
+                        (a..e).map(|w| (w, bos)).collect()
+                    })
+                    .collect();
+                loop {
+                    let inputs = queue.pop_front();
+                    let mut next = Vec::with_capacity(inputs.as_ref().map_or(0, Vec::len));
+                    let mut visit = |w: usize, table: &FrequencyTable| -> Result<()> {
                         let token = decoders[batch[w].0].decode(table)? as TokenId;
                         tokens[w].push(token);
                         if (tokens[w].len() as u64) < batch[w].1 {
                             next.push((w, token));
                         }
                         Ok(())
-                    })?;
-                    inputs = next;
+                    };
+                    match &inputs {
+                        Some(inputs) => {
+                            self.prior.step_deferred(inputs, &self.table, &mut visit)?
+                        }
+                        None => self.prior.finish_steps(&self.table, &mut visit)?,
+                    }
+                    if !next.is_empty() {
+                        queue.push_back(next);
+                    } else if inputs.is_none() {
+                        break;
+                    }
                 }
                 for (&(lane, _), toks) in batch.iter().zip(&tokens) {
                     let before = texts[lane].len();
@@ -367,6 +418,149 @@ mod tests {
         assert!(PriorCodec::new(&mut prior, spec.clone(), 2).is_ok());
         spec.serializer.separator = Separator::Space;
         assert!(PriorCodec::new(&mut prior, spec, 2).is_err());
+    }
+
+    /// A prior that keeps every `step_deferred` call's tables until the next call, as a
+    /// device prior does, and checks the decoder's side of that contract.
+    struct Deferring {
+        inner: crate::context_prior::ContextPrior,
+        groups: usize,
+        kept: Vec<(usize, crate::cdf::FrequencyTable)>,
+        calls: usize,
+    }
+
+    impl crate::prior::Prior for Deferring {
+        fn fingerprint(&self) -> crate::prior::PriorFingerprint {
+            self.inner.fingerprint()
+        }
+        fn vocab_size(&self) -> usize {
+            self.inner.vocab_size()
+        }
+        fn bos(&self) -> crate::prior::TokenId {
+            self.inner.bos()
+        }
+        fn tokenize(&self, text: &[u8]) -> crate::Result<Vec<crate::prior::TokenId>> {
+            self.inner.tokenize(text)
+        }
+        fn detokenize(
+            &self,
+            tokens: &[crate::prior::TokenId],
+            out: &mut Vec<u8>,
+        ) -> crate::Result<()> {
+            self.inner.detokenize(tokens, out)
+        }
+        fn tokens_within(&self, charset: &[u8]) -> Vec<crate::prior::TokenId> {
+            self.inner.tokens_within(charset)
+        }
+        fn byte_tokens(&self) -> crate::Result<crate::byte_tokens::ByteTokens> {
+            self.inner.byte_tokens()
+        }
+        fn prefill(
+            &mut self,
+            _: &[&[crate::prior::TokenId]],
+            _: &crate::prior::TableSpec,
+            _: &mut crate::prior::PrefillVisitor<'_>,
+        ) -> crate::Result<()> {
+            unreachable!("the decoder does not prefill")
+        }
+        fn start(&mut self, n: usize, positions: usize) -> crate::Result<()> {
+            assert!(self.kept.is_empty(), "a batch started with tables pending");
+            self.inner.start(n, positions)
+        }
+        fn step(
+            &mut self,
+            _: &[(usize, crate::prior::TokenId)],
+            _: &crate::prior::TableSpec,
+            _: &mut crate::prior::StepVisitor<'_>,
+        ) -> crate::Result<()> {
+            unreachable!("the decoder steps deferred")
+        }
+        fn step_groups(&self, windows: usize) -> usize {
+            self.groups.min(windows)
+        }
+        fn step_deferred(
+            &mut self,
+            inputs: &[(usize, crate::prior::TokenId)],
+            spec: &crate::prior::TableSpec,
+            visit: &mut crate::prior::StepVisitor<'_>,
+        ) -> crate::Result<()> {
+            self.calls += 1;
+            for &(w, _) in inputs {
+                assert!(
+                    self.kept.iter().all(|k| k.0 != w),
+                    "window {w} stepped twice"
+                );
+            }
+            let mut tables = Vec::new();
+            self.inner.step(inputs, spec, &mut |w, t| {
+                tables.push((w, t.clone()));
+                Ok(())
+            })?;
+            for (w, t) in std::mem::replace(&mut self.kept, tables) {
+                visit(w, &t)?;
+            }
+            Ok(())
+        }
+        fn finish_steps(
+            &mut self,
+            _: &crate::prior::TableSpec,
+            visit: &mut crate::prior::StepVisitor<'_>,
+        ) -> crate::Result<()> {
+            for (w, t) in std::mem::take(&mut self.kept) {
+                visit(w, &t)?;
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn deferred_steps_decode_what_was_encoded() {
+        use crate::codec::{Block, Codec, CodedBlock};
+        use crate::context_prior::ContextPrior;
+        use crate::dtype::DType;
+        use crate::prior::Prior;
+        let data: Vec<u8> = (0..3000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 27) as u8 ^ (i % 7) as u8)
+            .collect();
+        let mut prior = ContextPrior::new(2).unwrap();
+        let spec = crate::codec::PriorCodecSpec {
+            prior: prior.fingerprint(),
+            serializer: "token".parse().unwrap(),
+            window: 40,
+            precision: crate::cdf::Precision::MAX,
+            mask: true,
+        };
+        let block = Block {
+            dtype: DType::U8,
+            data: &data,
+        };
+        let streams = PriorCodec::new(&mut prior, spec.clone(), 64)
+            .unwrap()
+            .with_lanes(Some(13))
+            .encode(&[block], &|_| {})
+            .unwrap()
+            .remove(0);
+        // Batches of 5 windows (the last 3) in 1, 2, 3 and 5 groups.
+        for groups in [1, 2, 3, 7] {
+            let mut deferring = Deferring {
+                inner: ContextPrior::new(2).unwrap(),
+                groups,
+                kept: Vec::new(),
+                calls: 0,
+            };
+            let coded = CodedBlock {
+                dtype: DType::U8,
+                len: data.len() as u64,
+                streams: streams.iter().map(|s| (s.entry, &s.bytes[..])).collect(),
+            };
+            let out = PriorCodec::new(&mut deferring, spec.clone(), 5)
+                .unwrap()
+                .decode(&[coded], &|_| {})
+                .unwrap();
+            assert_eq!(out, vec![data.clone()], "{groups} groups");
+            assert!(deferring.kept.is_empty());
+            assert!(deferring.calls > 0);
+        }
     }
 
     #[test]

@@ -27,8 +27,15 @@ pub struct LlmPrior {
     model_sha256: [u8; 32],
     /// Seconds in the engine's forward passes and in building tables from their scores.
     seconds: [f64; 2],
-    /// Parts a decoding step is split into on an engine that frees the host.
-    step_parts: usize,
+    /// Groups a decoder's batch steps in on an engine that frees the host.
+    /// `LMGC_STEP_GROUPS` when set: the groups whatever the batch.
+    step_groups: Option<usize>,
+    /// The last `step_deferred` call's score rows and inputs, not yet visited.
+    kept: Option<Kept>,
+    /// Threads that build tables beside a device engine's forward calls, one core short of
+    /// the machine so that the thread launching the device's work is never descheduled;
+    /// `None` for host engines (rayon's global pool).
+    table_pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     /// Allowed tokens of the current mask (see `use_mask`).
     subset: Option<std::sync::Arc<[u32]>>,
 }
@@ -118,13 +125,16 @@ impl LlmPrior {
                 engine.config().vocab
             )));
         }
+        let table_pool = table_pool(&*engine)?;
         Ok(LlmPrior {
             name: name.to_owned(),
             engine,
             tokenizer,
             model_sha256: sha256,
             seconds: [0.0; 2],
-            step_parts: step_parts()?,
+            step_groups: step_groups()?,
+            kept: None,
+            table_pool,
             subset: None,
         })
     }
@@ -190,6 +200,7 @@ impl LlmPrior {
     /// What building a table from the current output's scores needs, apart from the engine.
     fn table_maker(&self) -> TableMaker {
         TableMaker {
+            pool: self.table_pool.clone(),
             vocab: self.tokenizer.vocab_size(),
             subset: self
                 .subset
@@ -199,17 +210,52 @@ impl LlmPrior {
     }
 }
 
-/// `LMGC_STEP_PARTS`, or [`STEP_PARTS`] when unset.
-fn step_parts() -> Result<usize> {
-    match std::env::var("LMGC_STEP_PARTS") {
-        Err(_) => Ok(STEP_PARTS),
+/// The table threads for `engine`: for an engine that frees the host, `LMGC_TABLE_THREADS`
+/// threads (0 or unset: one fewer than the machine's cores, at least one).
+fn table_pool(engine: &dyn Engine) -> Result<Option<std::sync::Arc<rayon::ThreadPool>>> {
+    if !engine.frees_host() {
+        return Ok(None);
+    }
+    let threads = match std::env::var("LMGC_TABLE_THREADS") {
+        Err(_) => 0,
+        Ok(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n <= 1024)
+            .ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "LMGC_TABLE_THREADS={v}: set a whole number of threads, 0 for the cores but one"
+                ))
+            })?,
+    };
+    let threads = if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(1)
+            .max(1)
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("lmgc-tables-{i}"))
+        .build()
+        .map(|p| Some(std::sync::Arc::new(p)))
+        .map_err(|e| Error::Backend(format!("cannot start {threads} table threads: {e}")))
+}
+
+/// `LMGC_STEP_GROUPS`, if set.
+fn step_groups() -> Result<Option<usize>> {
+    match std::env::var("LMGC_STEP_GROUPS") {
+        Err(_) => Ok(None),
         Ok(v) => v
             .parse::<usize>()
             .ok()
             .filter(|p| (1..=16).contains(p))
+            .map(Some)
             .ok_or_else(|| {
                 Error::Unsupported(format!(
-                    "LMGC_STEP_PARTS={v}: set a whole number from 1 to 16"
+                    "LMGC_STEP_GROUPS={v}: set a whole number from 1 to 16"
                 ))
             }),
     }
@@ -237,18 +283,26 @@ const TABLE_ROWS: usize = 1024;
 /// fits, an unmasked vocabulary's 1.6 GB of a GPU call is handled before the next call instead.
 const OVERLAP_SCORE_BYTES: usize = 512 << 20;
 
-/// Fewest rows per part of a decoding step split for overlap (below, one part): smaller
-/// forward calls cost a device engine more than the tables they hide (on an H100, steps of
-/// 1,254 rows took 12% longer in two parts, steps of 4,096 rows 5–11% less: docs/perf.md).
-const STEP_PART_ROWS: usize = 2048;
+/// Windows a decoder steps in lockstep on an engine that frees the host, unless told otherwise:
+/// two groups of [`STEP_GROUP_ROWS`] (on an H100, steps of 4,096 rows cost 5.6 µs per row
+/// against 8.4 at 1,254: docs/perf.md).
+const DEVICE_BATCH: usize = 4096;
 
-/// Parts a device engine's decoding step is split into (default; `LMGC_STEP_PARTS`, 1 to 16,
-/// 1 for none): each part's tables and coding run while the engine computes the next part,
-/// so only the last part's are not hidden.
-const STEP_PARTS: usize = 2;
+/// Fewest windows per group of a decoder's batch stepped in groups (below, one group):
+/// smaller forward calls cost a device engine more than the tables they hide (on an H100,
+/// steps of 1,254 rows took 12% longer as two calls, steps of 4,096 rows 5–11% less with
+/// the second half's tables still exposed: docs/perf.md).
+const STEP_GROUP_ROWS: usize = 2048;
+
+/// Groups a device engine's decoder steps a batch of at least `STEP_GROUPS ·
+/// STEP_GROUP_ROWS` windows in (`LMGC_STEP_GROUPS`, 1 to 16, sets the groups for any batch):
+/// each call's tables and coding run while the engine computes the next group's step.
+const STEP_GROUPS: usize = 2;
 
 /// Builds frequency tables from output scores; shareable across threads.
 struct TableMaker {
+    /// Where the tables are built (`None`: rayon's global pool).
+    pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     vocab: usize,
     /// The allowed tokens when the engine computes only their rows (masked output).
     subset: Option<std::sync::Arc<[u32]>>,
@@ -286,16 +340,28 @@ impl TableMaker {
     ) -> lmgc_core::Result<()> {
         use rayon::prelude::*;
         for (c, chunk) in scores.chunks(TABLE_ROWS).enumerate() {
-            let tables = chunk
-                .par_iter()
-                .map(|s| self.table(s, spec))
-                .collect::<lmgc_core::Result<Vec<_>>>()?;
+            let build = || {
+                chunk
+                    .par_iter()
+                    .map(|s| self.table(s, spec))
+                    .collect::<lmgc_core::Result<Vec<_>>>()
+            };
+            let tables = match &self.pool {
+                Some(pool) => pool.install(build)?,
+                None => build()?,
+            };
             for (i, t) in tables.iter().enumerate() {
                 visit(c * TABLE_ROWS + i, t)?;
             }
         }
         Ok(())
     }
+}
+
+/// A decoding step's score rows and its inputs, kept for the next call to visit.
+struct Kept {
+    scores: Vec<Vec<i32>>,
+    inputs: Vec<(usize, TokenId)>,
 }
 
 /// One forward call's score rows and the (window, input position) of each, not yet visited.
@@ -321,7 +387,7 @@ fn visit_tables(
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// Hands the tables of one part of a step's score rows (`inputs[i]` the i-th row's window and
+/// Hands the tables of a step's score rows (`inputs[i]` the i-th row's window and
 /// token) to `visit` in order; returns the seconds it took.
 fn visit_step(
     maker: &TableMaker,
@@ -476,10 +542,39 @@ impl Prior for LlmPrior {
             ))
             .into());
         }
+        // Tables a failed decode left behind belong to windows that are gone.
+        self.kept = None;
         Ok(self.engine.open(n, positions)?)
     }
 
     fn step(
+        &mut self,
+        inputs: &[(usize, TokenId)],
+        spec: &TableSpec,
+        visit: &mut StepVisitor<'_>,
+    ) -> lmgc_core::Result<()> {
+        self.finish_steps(spec, visit)?;
+        self.step_deferred(inputs, spec, visit)?;
+        self.finish_steps(spec, visit)
+    }
+
+    fn preferred_batch(&self) -> usize {
+        if self.engine.frees_host() {
+            DEVICE_BATCH
+        } else {
+            lmgc_core::prior_codec::DEFAULT_BATCH
+        }
+    }
+
+    fn step_groups(&self, windows: usize) -> usize {
+        match self.step_groups {
+            _ if !self.engine.frees_host() => 1,
+            Some(g) => g,
+            None => STEP_GROUPS.min(windows / STEP_GROUP_ROWS).max(1),
+        }
+    }
+
+    fn step_deferred(
         &mut self,
         inputs: &[(usize, TokenId)],
         spec: &TableSpec,
@@ -490,25 +585,31 @@ impl Prior for LlmPrior {
             .iter()
             .map(|&(cache, token)| Row { cache, token })
             .collect();
-        let parts = if self.engine.frees_host() {
-            self.step_parts.min(rows.len() / STEP_PART_ROWS).max(1)
-        } else {
-            1
-        };
-        let per = rows.len().div_ceil(parts).max(1);
         let maker = self.table_maker();
-        // Each part's tables go to `visit` on another thread while the engine runs the next
-        // part (rows of different windows: the order of their forward passes changes nothing).
-        let mut pending: Option<(Vec<Vec<i32>>, usize)> = None;
-        for (c, chunk) in rows.chunks(per).enumerate() {
-            let job = pending.take().map(|(scores, first)| {
-                let (visit, maker) = (&mut *visit, &maker);
-                move || visit_step(maker, &scores, &inputs[first..], spec, visit)
-            });
-            pending = Some((self.forward_beside(chunk, job)?, c * per));
-        }
-        if let Some((scores, first)) = pending {
-            self.seconds[1] += visit_step(&maker, &scores, &inputs[first..], spec, visit)?;
+        // The previous call's tables go to `visit` on another thread while the engine runs
+        // this call (other windows: the decoder steps a window only once its table is coded).
+        let kept = self.kept.take();
+        let job = kept.as_ref().map(|k| {
+            let (visit, maker) = (&mut *visit, &maker);
+            move || visit_step(maker, &k.scores, &k.inputs, spec, visit)
+        });
+        let scores = self.forward_beside(&rows, job)?;
+        self.kept = Some(Kept {
+            scores,
+            inputs: inputs.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn finish_steps(
+        &mut self,
+        spec: &TableSpec,
+        visit: &mut StepVisitor<'_>,
+    ) -> lmgc_core::Result<()> {
+        if let Some(k) = self.kept.take() {
+            // The mask is the one `step_deferred` set for these rows.
+            let maker = self.table_maker();
+            self.seconds[1] += visit_step(&maker, &k.scores, &k.inputs, spec, visit)?;
         }
         Ok(())
     }

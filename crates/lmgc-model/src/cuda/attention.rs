@@ -143,6 +143,17 @@ impl KvBatch {
     }
 }
 
+/// `att_dots`' tiles: (first row, rows) of up to 16 consecutive rows of one run.
+pub(super) fn dot_tiles(runs: &[AttRun]) -> Vec<i32> {
+    runs.iter()
+        .flat_map(|r| {
+            (0..r.len)
+                .step_by(16)
+                .flat_map(move |t0| [(r.r0 + t0) as i32, (r.len - t0).min(16) as i32])
+        })
+        .collect()
+}
+
 /// Shapes and device addresses the GEMM operands are laid out in (f64 elements).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Layout {
@@ -261,9 +272,14 @@ impl<'a, 'b> Attention<'a, 'b> {
     }
 
     /// P · V of every run into the rows' `pv` entries as f64 (`att_out_row` or `pv_take`
-    /// reads them as integers).
-    pub fn pv(&self, layer: i32) -> Result<()> {
-        let which = if self.plan.batches.len() == 1 { 0 } else { 2 };
+    /// reads them as integers). `after_scores`: [`Self::scores`] ran for this layer (with one
+    /// batch it copied the values too).
+    pub fn pv(&self, layer: i32, after_scores: bool) -> Result<()> {
+        let which = if self.plan.batches.len() == 1 && after_scores {
+            0
+        } else {
+            2
+        };
         self.each_batch(layer, which, |g, at| {
             self.run.gemm_batched(Batched {
                 ta: false,
@@ -340,7 +356,7 @@ fn widest(b: &KvBatch) -> usize {
     b.groups.iter().map(|g| g.keys).max().unwrap_or(0)
 }
 
-fn grid(n: usize) -> Result<u32> {
+pub(super) fn grid(n: usize) -> Result<u32> {
     u32::try_from(n.max(1))
         .ok()
         .filter(|&b| b < 1 << 31)

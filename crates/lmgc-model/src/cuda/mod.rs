@@ -27,7 +27,7 @@ mod attention;
 
 #[cfg(test)]
 use attention::AttRun;
-use attention::{AttPlan, Attention, Layout, runs};
+use attention::{AttPlan, Attention, Layout, grid, runs};
 
 use crate::config::LlamaConfig;
 use crate::engine::Engine;
@@ -38,6 +38,9 @@ use crate::weights::LlamaWeights;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
+/// The tensor-core kernels, compiled for compute_80 apart from `SOURCE` (which targets every
+/// GPU) and loaded only on a device that runs them.
+const MMA_SOURCE: &str = include_str!("mma.cu");
 const KERNELS: [&str; 25] = [
     "embed",
     "levels_f64",
@@ -406,6 +409,10 @@ pub struct CudaEngine {
     /// one kernel) where its shared memory fits (off: the three kernels; a test switches it
     /// to reach those, and `LMGC_CUDA_FUSED_ATT=off` turns it off, for comparison).
     fused_attention: bool,
+    /// `mma.cu`'s `att_dots`, for the dot products of the attention GEMM runs on the int8
+    /// tensor cores instead of an f64 GEMM: on devices of compute capability 8.0 and later,
+    /// for head_dim a multiple of 32 up to 128 (`LMGC_CUDA_QK_MMA=off`: the f64 GEMMs).
+    att_dots: Option<CudaFunction>,
     /// Dynamic shared memory `att_row` may take: the device's opt-in maximum.
     att_row_shared: usize,
     att_row_threads: u32,
@@ -474,6 +481,8 @@ fn unless_cuda_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// model file's reading ([`crate::backend::open`] does).
 pub struct CompiledKernels {
     ptx: cudarc::nvrtc::Ptx,
+    /// `mma.cu`, or `None` where NVRTC cannot compile it (the f64 GEMMs remain).
+    mma: Option<cudarc::nvrtc::Ptx>,
     seconds: f64,
 }
 
@@ -482,15 +491,30 @@ impl CompiledKernels {
     pub fn compile() -> Result<Self> {
         let started = std::time::Instant::now();
         unless_cuda_panics(|| {
-            cudarc::nvrtc::compile_ptx_with_opts(
-                SOURCE,
-                cudarc::nvrtc::CompileOptions {
-                    options: vec!["--device-int128".into()],
-                    ..Default::default()
+            let (ptx, mma) = rayon::join(
+                || {
+                    cudarc::nvrtc::compile_ptx_with_opts(
+                        SOURCE,
+                        cudarc::nvrtc::CompileOptions {
+                            options: vec!["--device-int128".into()],
+                            ..Default::default()
+                        },
+                    )
                 },
-            )
-            .map(|ptx| CompiledKernels {
+                || {
+                    cudarc::nvrtc::compile_ptx_with_opts(
+                        MMA_SOURCE,
+                        cudarc::nvrtc::CompileOptions {
+                            arch: Some("compute_80"),
+                            ..Default::default()
+                        },
+                    )
+                    .ok()
+                },
+            );
+            ptx.map(|ptx| CompiledKernels {
                 ptx,
+                mma,
                 seconds: started.elapsed().as_secs_f64(),
             })
             .map_err(|e| Error::Backend(format!("compiling the CUDA kernels with NVRTC: {e}")))
@@ -550,6 +574,7 @@ impl CudaEngine {
         phases.done("load_context");
         // The driver compiles the PTX for this GPU here (its own cache may keep the result).
         let module = ctx.load_module(kernels.ptx).map_err(drv)?;
+        let att_dots = att_dots(&ctx, kernels.mma, hd);
         let f = KERNELS
             .iter()
             .map(|n| module.load_function(n).map_err(drv))
@@ -632,6 +657,7 @@ impl CudaEngine {
                 _ => tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
             },
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
+            att_dots,
             att_row_shared,
             att_row_threads: warps_setting("LMGC_CUDA_ATT_THREADS", ATT_ROW_THREADS)? as u32,
             row_threads: warps_setting("LMGC_CUDA_ROW_THREADS", THREADS as usize)?,
@@ -770,6 +796,15 @@ impl CudaEngine {
                 )
             })
             .transpose()?;
+        // The tensor cores' tiles for the runs' dot products, where att_dots is loaded.
+        let dot_tiles = match (&att, &self.att_dots) {
+            (Some(_), Some(_)) => {
+                let tiles = attention::dot_tiles(&att_runs);
+                let n = tiles.len() / 2;
+                Some((st.clone_htod(&tiles).map_err(drv)?, n))
+            }
+            _ => None,
+        };
         // att_row's launch where it takes this call's kernel rows: a block per (row,
         // key/value head), its dynamic shared memory for the longest row's positions.
         let fused = kernel_positions
@@ -838,11 +873,32 @@ impl CudaEngine {
             })?;
             let z = &ws.z;
             if let Some(att) = &att {
-                let n = (m * d) as i64;
-                run.launch("to_f64", threads(m * d)?, |b| {
-                    b.arg(&n).arg(&ws.q).arg(&ws.qf);
-                })?;
-                att.scores(li)?;
+                if let (Some(f), Some((tiles, n_tiles))) = (&self.att_dots, &dot_tiles) {
+                    // A warp per (tile, query head), four per block.
+                    let cfg = LaunchConfig {
+                        grid_dim: (grid((n_tiles * nh).div_ceil(4))?, 1, 1),
+                        block_dim: (128, 1, 1),
+                        shared_mem_bytes: 0,
+                    };
+                    let n_tiles = *n_tiles as i32;
+                    run.launch_fn("att_dots", f, cfg, |b| {
+                        b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi).arg(&hdi);
+                        b.arg(&ws.q)
+                            .arg(&caches.k)
+                            .arg(&ws.pos)
+                            .arg(&ws.slot)
+                            .arg(&li)
+                            .arg(&slots)
+                            .arg(&cap)
+                            .arg(z);
+                    })?;
+                } else {
+                    let n = (m * d) as i64;
+                    run.launch("to_f64", threads(m * d)?, |b| {
+                        b.arg(&n).arg(&ws.q).arg(&ws.qf);
+                    })?;
+                    att.scores(li)?;
+                }
             }
             if let Some(n) = kernel_positions.filter(|_| fused.is_none()) {
                 let group_bytes = nh / nkv * hd * 4;
@@ -925,7 +981,7 @@ impl CudaEngine {
                 })?;
             }
             if let Some(att) = &att {
-                att.pv(li)?;
+                att.pv(li, dot_tiles.is_none())?;
             }
             if let Some(cfg) = fused {
                 run.launch("att_row", cfg, |b| {
@@ -1079,6 +1135,30 @@ impl CudaEngine {
 /// The dynamic shared memory `att_row` may take: the device's opt-in maximum per block (a
 /// window of 2,048 positions needs about 50 KiB for SmolLM2's groups of three heads, past
 /// the 48 KiB any kernel gets), or 48 KiB where the device or driver won't say.
+/// `att_dots` from `mma.cu`'s PTX where the device, the head size and the environment allow
+/// it (see `CudaEngine::att_dots`).
+fn att_dots(
+    ctx: &Arc<CudaContext>,
+    ptx: Option<cudarc::nvrtc::Ptx>,
+    hd: usize,
+) -> Option<CudaFunction> {
+    use cudarc::driver::sys::CUdevice_attribute;
+    if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
+        || !hd.is_multiple_of(32)
+        || hd > 128
+    {
+        return None;
+    }
+    let major = ctx
+        .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
+        .ok()?;
+    if major < 8 {
+        return None;
+    }
+    let module = ctx.load_module(ptx?).ok()?;
+    module.load_function("att_dots").ok()
+}
+
 fn att_row_shared(ctx: &CudaContext, f: &[CudaFunction]) -> usize {
     use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
     let optin = ctx
@@ -1196,8 +1276,19 @@ impl Run<'_> {
         cfg: LaunchConfig,
         args: impl FnOnce(&mut LaunchArgs<'b>),
     ) -> Result<()> {
+        self.launch_fn(name, self.k.get(name), cfg, args)
+    }
+
+    /// [`Run::launch`] of a kernel from another module (`mma.cu`).
+    fn launch_fn<'b>(
+        &'b self,
+        name: &'static str,
+        f: &'b CudaFunction,
+        cfg: LaunchConfig,
+        args: impl FnOnce(&mut LaunchArgs<'b>),
+    ) -> Result<()> {
         let started = self.profile.map(|_| std::time::Instant::now());
-        let mut b = self.stream.launch_builder(self.k.get(name));
+        let mut b = self.stream.launch_builder(f);
         args(&mut b);
         #[allow(unsafe_code)]
         // SAFETY: each kernel's arguments are pushed in the order and types of its signature

@@ -310,6 +310,36 @@ fn one_run_per_copy_matches_the_host_engine() {
     );
 }
 
+/// The runs' dot products on the int8 tensor cores (`att_dots`, mma.cu) for head sizes of
+/// 32 and 128, with the runs' values in two copies (a budget of one position).
+#[test]
+fn dot_products_on_tensor_cores_match_the_host_engine() {
+    for (c, seed) in [
+        (config(2, 128, 4, 2, 160, 300), 21),
+        (config(1, 256, 2, 1, 160, 300), 22),
+    ] {
+        check_windows(c, seed, &[70, 17, 9, 130, 600], 640, |g| {
+            assert!(g.att_dots.is_some(), "att_dots not loaded");
+            g.kv_budget = 1;
+        });
+    }
+}
+
+/// The runs' dot products as the f64 GEMM, what devices before compute capability 8.0 and
+/// `LMGC_CUDA_QK_MMA=off` take, on SmolLM2's shapes.
+#[test]
+fn dot_products_as_an_f64_gemm_match_the_host_engine() {
+    check_windows(
+        config(2, 576, 9, 3, 1536, 1000),
+        23,
+        &[70, 9, 130, 255],
+        256,
+        |g| {
+            g.att_dots = None;
+        },
+    );
+}
+
 /// Every linear layer as the f64 GEMM (what a layer int8 cannot take gets), its f64 weights
 /// made on the device at first use.
 #[test]
