@@ -200,9 +200,10 @@ pub struct CodecOptions {
     pub format: Option<SerializerSpec>,
     /// Tokens per window, BOS included.
     pub window: u32,
-    /// Windows per prior call: decoded in lockstep (the encoder takes at least
-    /// [`lmgc_core::prior_codec::ENCODE_TOKENS`] tokens per call); 0 (the default): the
-    /// prior's [`lmgc_core::Prior::preferred_batch`].
+    /// Windows per prior call: the decoder's lockstep batch, and the fewest the encoder hands
+    /// one prefill (a device prior also asks for
+    /// [`lmgc_core::prior_codec::ENCODE_TOKENS`] tokens); 0 (the default): the prior's
+    /// [`lmgc_core::Prior::preferred_batch`].
     pub batch: usize,
     /// Streams (lanes) per block for prior codecs; `None`: [`lmgc_core::prior_codec::lane_count`].
     pub lanes: Option<usize>,

@@ -223,8 +223,9 @@ struct CodecArgs {
     /// Tokens per window for prior codecs, BOS included.
     #[arg(long, default_value_t = 2048)]
     window: u32,
-    /// Windows per prior call: decoded in lockstep (the encoder takes at least a million
-    /// tokens per call) [default: 4,096 on a GPU, 64 on the CPU].
+    /// Windows per prior call: the decoder's lockstep batch, and the fewest the encoder
+    /// hands the model at once; 0 leaves it to the prior [default: 4,096 with --backend
+    /// cuda, else 64].
     #[arg(long)]
     batch: Option<usize>,
     /// Streams per tensor for prior codecs: the decoder's parallelism; each costs ~12 bytes
@@ -358,7 +359,8 @@ struct DecompressArgs {
     trust_input: bool,
     #[command(flatten)]
     model: ModelArgs,
-    /// Windows decoded in lockstep by prior codecs [default: 4,096 on a GPU, 64 on the CPU].
+    /// Windows decoded in lockstep by prior codecs; 0 leaves it to the prior [default: 4,096
+    /// with --backend cuda, else 64].
     #[arg(long)]
     batch: Option<usize>,
     /// Print a JSON summary on stdout.

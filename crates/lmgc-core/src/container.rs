@@ -25,7 +25,7 @@ use crate::context_prior::ContextPrior;
 use crate::hybrid::HybridCodec;
 use crate::io::{Format, Piece, SourceFile};
 use crate::prior::Prior;
-use crate::prior_codec::{DEFAULT_BATCH, PriorCodec};
+use crate::prior_codec::PriorCodec;
 use crate::tensor::byte_len;
 use crate::{DType, Error, Result};
 
@@ -377,10 +377,11 @@ impl Container<'_> {
         prior: Option<&mut dyn Prior>,
         progress: &Progress<'_>,
     ) -> Result<Vec<u8>> {
-        self.decode_batched(prior, DEFAULT_BATCH, progress)
+        self.decode_batched(prior, 0, progress)
     }
 
-    /// [`Parsed::decode`] with `batch` windows of a prior codec decoded in lockstep.
+    /// [`Parsed::decode`] with `batch` windows of a prior codec decoded in lockstep (0: the
+    /// prior's [`Prior::preferred_batch`]).
     pub fn decode_batched(
         &self,
         prior: Option<&mut dyn Prior>,

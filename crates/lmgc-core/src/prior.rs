@@ -102,14 +102,21 @@ pub trait Prior: Send {
     }
     /// Encoder side: for every window `w` and position `t` in `1..windows[w].len()`, calls
     /// `visit(w, t, table)` with the table that predicts `windows[w][t]` from `windows[w][..t]`.
-    /// Calls for one window come in increasing `t`.
+    /// Calls for one window come in increasing `t`. The windows may be many (an encoder
+    /// hands over at least [`Prior::prefill_tokens`] tokens): the prior bounds its own state.
     fn prefill(
         &mut self,
         windows: &[&[TokenId]],
         spec: &TableSpec,
         visit: &mut PrefillVisitor<'_>,
     ) -> Result<()>;
-    /// Bytes of state (an LLM's KV cache) each window holds per position; the codec bounds
+    /// Fewest tokens an encoder should hand one [`Prior::prefill`] call (0, the default: no
+    /// minimum). A device prior that builds one forward call's tables while it computes the
+    /// next exposes only each prefill's last, so it asks for many.
+    fn prefill_tokens(&self) -> usize {
+        0
+    }
+    /// Bytes of state (an LLM's KV cache) each window holds per position; a decoder bounds
     /// how many windows run at once with it. 0 for priors whose state does not grow.
     fn state_bytes_per_position(&self) -> usize {
         0

@@ -24,15 +24,15 @@ use crate::prior::{Prior, TableSpec, TokenId};
 use crate::{Error, Result};
 use std::collections::VecDeque;
 
-/// Windows a decoder steps in lockstep by default (and the fewest an encoder scores per prior
-/// call; see [`ENCODE_TOKENS`]).
+/// Windows a decoder steps in lockstep unless the prior prefers otherwise
+/// ([`Prior::preferred_batch`]), and the fewest an encoder hands one prefill call.
 pub const DEFAULT_BATCH: usize = 64;
 
-/// Fewest tokens the encoder hands a prior per [`Prior::prefill`] call (a million: 8 MB of
-/// intervals). A device prior builds one forward call's tables while it computes the next,
-/// so each prefill exposes only its last call's: with 64 windows of 256 tokens per prefill,
-/// half of them were exposed on an H100 (docs/perf.md). The prior bounds its own state per
-/// forward call, so this costs no device memory.
+/// Tokens per [`Prior::prefill`] call a device prior asks for ([`Prior::prefill_tokens`]): a
+/// million, 8 MB of intervals. A device prior builds one forward call's tables while it
+/// computes the next, so each prefill exposes only its last call's: with 64 windows of 256
+/// tokens per prefill, half of them were exposed on an H100 (docs/perf.md). The prior bounds
+/// its own state per forward call, so this costs no device memory.
 pub const ENCODE_TOKENS: usize = 1 << 20;
 
 /// Windows per lane the default lane count aims at on large blocks.
@@ -126,12 +126,14 @@ impl<'p> PriorCodec<'p> {
     }
 
     /// Windows from the start of `windows` that the encoder hands the prior in one call: at
-    /// least the batch and [`ENCODE_TOKENS`] tokens (all that are left, if fewer).
+    /// least the batch and the prior's [`Prior::prefill_tokens`] (all that are left, if
+    /// fewer).
     fn encode_run(&self, windows: &[Window]) -> usize {
+        let least = self.prior.prefill_tokens();
         let mut tokens = 0;
         for (i, w) in windows.iter().enumerate() {
             tokens += w.tokens.len();
-            if i + 1 >= self.batch && tokens >= ENCODE_TOKENS {
+            if i + 1 >= self.batch && tokens >= least {
                 return i + 1;
             }
         }
@@ -229,6 +231,10 @@ impl Codec for PriorCodec<'_> {
                     Error::Prior(format!("token {token} has zero probability (is the alphabet mask right for this serializer?)"))
                 })?;
                 intervals[w].push(iv);
+                // Progress as windows complete: a device prior's call spans many.
+                if t + 1 == refs[w].len() {
+                    progress(batch[w].span / chars_per_byte.max(1));
+                }
                 Ok(())
             })?;
             for (w, (ivs, bits)) in intervals.iter().zip(ideal).enumerate() {
@@ -253,7 +259,6 @@ impl Codec for PriorCodec<'_> {
                     });
                     lane = lanes.next();
                 }
-                progress(batch[w].span / chars_per_byte.max(1));
             }
             first += batch.len();
         }

@@ -558,6 +558,14 @@ impl Prior for LlmPrior {
         self.finish_steps(spec, visit)
     }
 
+    fn prefill_tokens(&self) -> usize {
+        if self.engine.frees_host() {
+            lmgc_core::prior_codec::ENCODE_TOKENS
+        } else {
+            0
+        }
+    }
+
     fn preferred_batch(&self) -> usize {
         if self.engine.frees_host() {
             DEVICE_BATCH

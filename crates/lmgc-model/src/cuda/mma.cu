@@ -21,7 +21,7 @@ typedef short i16;
 //   B: b[0] = B[4t..4t+3][g], b[1] = B[16+4t..16+4t+3][g]
 //   C: c[0] = C[g][2t], c[1] = C[g][2t+1], c[2] = C[g+8][2t], c[3] = C[g+8][2t+1]
 // with the lowest-indexed element in the lowest byte of a register.
-#ifdef __CUDACC_RTC__
+#if defined(__CUDACC_RTC__) || defined(__CUDA_ARCH__)
 #define MMA_S32(AT, BT)                                                                     \
     __device__ __forceinline__ void mma_##AT##_##BT(int* c, const u32* a, const u32* b) {   \
         asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." #AT "." #BT ".s32 "            \

@@ -1132,9 +1132,6 @@ impl CudaEngine {
     }
 }
 
-/// The dynamic shared memory `att_row` may take: the device's opt-in maximum per block (a
-/// window of 2,048 positions needs about 50 KiB for SmolLM2's groups of three heads, past
-/// the 48 KiB any kernel gets), or 48 KiB where the device or driver won't say.
 /// `att_dots` from `mma.cu`'s PTX where the device, the head size and the environment allow
 /// it (see `CudaEngine::att_dots`).
 fn att_dots(
@@ -1159,6 +1156,9 @@ fn att_dots(
     module.load_function("att_dots").ok()
 }
 
+/// The dynamic shared memory `att_row` may take: the device's opt-in maximum per block (a
+/// window of 2,048 positions needs about 50 KiB for SmolLM2's groups of three heads, past
+/// the 48 KiB any kernel gets), or 48 KiB where the device or driver won't say.
 fn att_row_shared(ctx: &CudaContext, f: &[CudaFunction]) -> usize {
     use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
     let optin = ctx
