@@ -33,8 +33,9 @@ pub struct LlmPrior {
     /// The last `step_deferred` call's score rows and inputs, not yet visited.
     kept: Option<Kept>,
     /// Threads that build tables beside a device engine's forward calls, one core short of
-    /// the machine so that the thread launching the device's work is never descheduled;
-    /// `None` for host engines (rayon's global pool).
+    /// the machine to leave one to the thread launching the device's work (on an H100's host,
+    /// 16 threads encoded as fast and 8 decoded slower: docs/perf.md, stop 26); `None` for
+    /// host engines (rayon's global pool).
     table_pool: Option<std::sync::Arc<rayon::ThreadPool>>,
     /// Allowed tokens of the current mask (see `use_mask`).
     subset: Option<std::sync::Arc<[u32]>>,
