@@ -2,8 +2,8 @@
 //!
 //! Encode: block bytes → serializer text → tokens → windows of `window - 1` tokens, each
 //! behind BOS → [`Prior::prefill`] over batches of windows → range coding. Decode runs a
-//! batch of windows in lockstep through [`Prior::step_deferred`], range-decodes one token per window
-//! per step, detokenizes and parses the text back into bytes.
+//! batch of windows in lockstep through [`Prior::step_deferred`], range-decodes one token per
+//! window per step, detokenizes and parses the text back into bytes.
 //!
 //! **Lanes.** Windows are independent for the model, but every range-coded stream costs a
 //! flush and a header entry (~12 bytes, 1.4% of a 2,048-token window of hex). So a block's
