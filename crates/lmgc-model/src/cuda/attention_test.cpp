@@ -1,8 +1,8 @@
-// Host test of att_row, the fused decoding attention, against the three kernels it replaces
-// (att_scores, att_probs, att_pv), run by scripts/check-cuda-kernels.sh: kernels.cu compiled
-// as C++ with WARP=1 and one thread per block, so every block's loops and reductions run
-// serially. It checks the indexing and the integers; the GPU tests check the same kernel
-// with its threads racing.
+// Host test of att_row and att_row_g* (one per group size), the fused decoding attention,
+// against the three kernels they replace (att_scores, att_probs, att_pv), run by
+// scripts/check-cuda-kernels.sh: kernels.cu compiled as C++ with WARP=1 and one thread per
+// block, so every block's loops and reductions run serially. It checks the indexing and the
+// integers; the GPU tests check the same kernels with their threads racing.
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -68,11 +68,34 @@ static int check(int nh, int nkv, int hd, int cap, int M, unsigned seed) {
                 pos.data(), slot.data(), zend.data(), score_scale, exp2.data(), layer, slots,
                 cap, got.data());
     });
+    // The kernel compiled for this group size, where there is one.
+    std::vector<i64> by_group((size_t)M * d, 7);
+    const int group = nh / nkv;
+    if (group <= 8) {
+        grid((i64)M * nkv, [&] {
+            auto k = group == 1   ? att_row_g1
+                     : group == 2 ? att_row_g2
+                     : group == 3 ? att_row_g3
+                     : group == 4 ? att_row_g4
+                     : group == 5 ? att_row_g5
+                     : group == 6 ? att_row_g6
+                     : group == 7 ? att_row_g7
+                                  : att_row_g8;
+            k(M, nh, nkv, hd, q.data(), qexp.data(), kc.data(), kexpc.data(), vc.data(),
+              pos.data(), slot.data(), zend.data(), score_scale, exp2.data(), layer, slots, cap,
+              by_group.data());
+        });
+    } else {
+        by_group = want;
+    }
     int bad = 0;
     for (size_t t = 0; t < want.size(); t++) {
         if (want[t] != got[t] && bad++ < 5)
             std::printf("att_row: nh %d nkv %d hd %d: element %zu is %lld, want %lld\n", nh, nkv,
                         hd, t, (long long)got[t], (long long)want[t]);
+        if (want[t] != by_group[t] && bad++ < 5)
+            std::printf("att_row_g%d: nh %d nkv %d hd %d: element %zu is %lld, want %lld\n",
+                        group, nh, nkv, hd, t, (long long)by_group[t], (long long)want[t]);
     }
     i64 nonzero = 0;
     for (i64 v : want) nonzero += v != 0 && v != 7;
@@ -88,11 +111,15 @@ int main() {
     int bad = check(9, 3, 64, 40, 6, 1)   // SmolLM2's heads
               + check(18, 2, 16, 33, 5, 2)  // groups of 9: two passes of GMAX
               + check(4, 4, 8, 7, 4, 3)     // no grouping, short rows
-              + check(6, 2, 30, 70, 3, 4);  // head_dim not a multiple of 16
+              + check(6, 2, 30, 70, 3, 4)   // head_dim not a multiple of 16 (nor of 4)
+              + check(8, 8, 12, 50, 4, 5)   // groups of one, head_dim a multiple of 4 only
+              + check(16, 2, 32, 45, 3, 6)  // groups of eight
+              + check(8, 8, 64, 30, 3, 7)   // groups of one, 64-wide
+              + check(16, 2, 64, 20, 2, 8); // groups of eight, 64-wide
     if (bad) {
         std::printf("%d mismatches\n", bad);
         return 1;
     }
-    std::printf("att_row equals att_scores, att_probs and att_pv\n");
+    std::printf("att_row and att_row_g* equal att_scores, att_probs and att_pv\n");
     return 0;
 }

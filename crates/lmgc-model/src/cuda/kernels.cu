@@ -1033,23 +1033,72 @@ __device__ __forceinline__ void pv_strided(const i64* p, int stride, const int* 
     }
 }
 
+// NG query heads' P · V sums over positions j0, j0 + step, ... below j1 of four consecutive
+// value channels (vb, 16-byte aligned, rows kvd apart) with the heads' probabilities p (as
+// in pv_strided), added into out[g * hd + c] for channel c = 0..3 (shared memory). One
+// 16-byte load per position serves four channels, so a block's threads walk four times as
+// many slices of positions as pv_strided's, each a quarter as long, for 4 NG accumulators.
+template <int NG>
+__device__ __forceinline__ void pv_quads(const i64* p, int stride, const int* vb, int kvd,
+                                         int j0, int j1, int step, i64* out, int hd) {
+    i64 a[4][NG];
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < NG; g++) a[c][g] = 0;
+    int j = j0;
+    for (; j + (PV_UNROLL - 1) * step < j1; j += PV_UNROLL * step) {
+        int4 v[PV_UNROLL];
+        for (int u = 0; u < PV_UNROLL; u++) v[u] = *(const int4*)(vb + (i64)(j + u * step) * kvd);
+        for (int u = 0; u < PV_UNROLL; u++) {
+            for (int g = 0; g < NG; g++) {
+                i64 w = (int)p[(i64)g * stride + j + u * step];
+                a[0][g] += w * (i64)v[u].x;
+                a[1][g] += w * (i64)v[u].y;
+                a[2][g] += w * (i64)v[u].z;
+                a[3][g] += w * (i64)v[u].w;
+            }
+        }
+    }
+    for (; j < j1; j += step) {
+        int4 v = *(const int4*)(vb + (i64)j * kvd);
+        for (int g = 0; g < NG; g++) {
+            i64 w = (int)p[(i64)g * stride + j];
+            a[0][g] += w * (i64)v.x;
+            a[1][g] += w * (i64)v.y;
+            a[2][g] += w * (i64)v.z;
+            a[3][g] += w * (i64)v.w;
+        }
+    }
+    for (int c = 0; c < 4; c++)
+        for (int g = 0; g < NG; g++) {
+            if (a[c][g] != 0)
+                atomicAdd((unsigned long long*)&out[(i64)g * hd + c],
+                          (unsigned long long)a[c][g]);
+        }
+}
+
 // att_scores_block, att_probs and att_pv in one kernel for the rows outside the GEMM runs, a
 // block per (row, key/value head): the group's queries, its scores (then softmax weights,
 // then probabilities) and its P · V sums stay in shared memory, and the sums go out whole,
 // so z is never touched and acc needs no zeroing. Same integers as the three kernels.
 // Dynamic shared memory: group·hd ints (queries, rounded up to 16 bytes), group·hd i64
 // (sums), group·n i64 (scores), n the longest row's positions in the call.
-extern "C" __global__ void att_row(int M, int nh, int nkv, int hd, const int* q,
-                                   const int* qexp, const i16* kc, const int* kexpc,
-                                   const int* vc, const int* pos, const int* slot,
-                                   const int* zend, i64 score_scale, const i64* exp2, int layer,
-                                   int slots, int cap, i64* acc) {
+//
+// NG = 0 takes any group, in slices of GMAX heads (att_row); NG > 0 is for groups of exactly
+// NG heads (att_row_g1 .. att_row_g8, chosen by the host): only that slice's code is in the
+// kernel, so its registers are those of NG heads instead of GMAX's for every group size, and
+// with head_dim a multiple of 4 its P · V reads four channels per load (pv_quads).
+template <int NG>
+__device__ __forceinline__ void att_row_t(int M, int nh, int nkv, int hd, const int* q,
+                                          const int* qexp, const i16* kc, const int* kexpc,
+                                          const int* vc, const int* pos, const int* slot,
+                                          const int* zend, i64 score_scale, const i64* exp2,
+                                          int layer, int slots, int cap, i64* acc) {
     extern __shared__ int4 sq4[];
     int rk = blockIdx.x;
     if (rk >= M * nkv) return;
     int r = rk / nkv, kvh = rk % nkv;
     if (zend[r] != 0) return;
-    int group = nh / nkv, kvd = nkv * hd, gh = group * hd;
+    int group = NG > 0 ? NG : nh / nkv, kvd = nkv * hd, gh = group * hd;
     int tid = threadIdx.x, nt = blockDim.x;
     int n = pos[r] + 1;
     int* sq = (int*)sq4;
@@ -1062,8 +1111,14 @@ extern "C" __global__ void att_row(int M, int nh, int nkv, int hd, const int* q,
     }
     __syncthreads();
     for (int j = tid; j < n; j += nt) {
-        score_position(sq, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale, layer,
-                       slots, cap, sz + j, n);
+        if constexpr (NG > 0) {
+            i64 sbase = ((i64)layer * slots + slot[r]) * cap + j;
+            score_slice<NG>(sq, qexp + r * nh + kvh * NG, kc + sbase * kvd + kvh * hd,
+                            kexpc[sbase * nkv + kvh], hd, score_scale, sz + j, n);
+        } else {
+            score_position(sq, r, kvh, j, nh, nkv, hd, qexp, kc, kexpc, slot, score_scale,
+                           layer, slots, cap, sz + j, n);
+        }
     }
     __syncthreads();
     // att_probs, a warp per head of the group (its reductions need no barrier), each lane
@@ -1085,22 +1140,56 @@ extern "C" __global__ void att_row(int M, int nh, int nkv, int hd, const int* q,
         for (int j = lane; j < n; j += WARP) zg[j] = prob_level(zg[j], total, inv);
     }
     __syncthreads();
-    // P · V: work item (channel i, slice s) sums positions s, s + S, ...: a warp's threads
-    // read one position's consecutive channels.
-    int S = nt >= hd ? nt / hd : 1;
     const int* vrow = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd;
-    for (int c = tid; c < hd * S; c += nt) {
-        int i = c % hd, sl = c / hd;
-        for (int g0 = 0; g0 < group; g0 += GMAX) {
-            int ng = group - g0 < GMAX ? group - g0 : GMAX;
-            BY_GROUP(ng, pv_strided, sz + (i64)g0 * n, n, vrow + i, kvd, sl, n, S,
-                     spv + g0 * hd + i, hd);
+    if (NG > 0 && hd % 4 == 0) {
+        // P · V: work item (channels 4i .. 4i + 3, slice s) sums positions s, s + S, ...:
+        // a warp's threads read consecutive 16-byte pieces of one or two positions.
+        int quads = hd / 4;
+        int S = nt >= quads ? nt / quads : 1;
+        for (int c = tid; c < quads * S; c += nt) {
+            int i = 4 * (c % quads), sl = c / quads;
+            if constexpr (NG > 0) pv_quads<NG>(sz, n, vrow + i, kvd, sl, n, S, spv + i, hd);
+        }
+    } else {
+        // P · V: work item (channel i, slice s) sums positions s, s + S, ...: a warp's
+        // threads read one position's consecutive channels.
+        int S = nt >= hd ? nt / hd : 1;
+        for (int c = tid; c < hd * S; c += nt) {
+            int i = c % hd, sl = c / hd;
+            if constexpr (NG > 0) {
+                pv_strided<NG>(sz, n, vrow + i, kvd, sl, n, S, spv + i, hd);
+            } else {
+                for (int g0 = 0; g0 < group; g0 += GMAX) {
+                    int ng = group - g0 < GMAX ? group - g0 : GMAX;
+                    BY_GROUP(ng, pv_strided, sz + (i64)g0 * n, n, vrow + i, kvd, sl, n, S,
+                             spv + g0 * hd + i, hd);
+                }
+            }
         }
     }
     __syncthreads();
     i64* out = acc + ((i64)r * nh + (i64)kvh * group) * hd;
     for (int i = tid; i < gh; i += nt) out[i] = spv[i];
 }
+
+#define ATT_ROW_KERNEL(name, NG)                                                              \
+    extern "C" __global__ void name(int M, int nh, int nkv, int hd, const int* q,            \
+                                    const int* qexp, const i16* kc, const int* kexpc,        \
+                                    const int* vc, const int* pos, const int* slot,          \
+                                    const int* zend, i64 score_scale, const i64* exp2,       \
+                                    int layer, int slots, int cap, i64* acc) {               \
+        att_row_t<NG>(M, nh, nkv, hd, q, qexp, kc, kexpc, vc, pos, slot, zend, score_scale,  \
+                      exp2, layer, slots, cap, acc);                                         \
+    }
+ATT_ROW_KERNEL(att_row, 0)
+ATT_ROW_KERNEL(att_row_g1, 1)
+ATT_ROW_KERNEL(att_row_g2, 2)
+ATT_ROW_KERNEL(att_row_g3, 3)
+ATT_ROW_KERNEL(att_row_g4, 4)
+ATT_ROW_KERNEL(att_row_g5, 5)
+ATT_ROW_KERNEL(att_row_g6, 6)
+ATT_ROW_KERNEL(att_row_g7, 7)
+ATT_ROW_KERNEL(att_row_g8, 8)
 
 // The GEMM rows' P · V sums (f64, written over `acc` by cuBLAS) to integers, in place:
 // thread per (row, channel).

@@ -41,7 +41,7 @@ const SOURCE: &str = include_str!("kernels.cu");
 /// The tensor-core kernels, compiled for compute_80 apart from `SOURCE` (which targets every
 /// GPU) and loaded only on a device that runs them.
 const MMA_SOURCE: &str = include_str!("mma.cu");
-const KERNELS: [&str; 25] = [
+const KERNELS: [&str; 33] = [
     "embed",
     "levels_f64",
     "norm_rows",
@@ -59,6 +59,14 @@ const KERNELS: [&str; 25] = [
     "att_probs_block",
     "att_pv",
     "att_row",
+    "att_row_g1",
+    "att_row_g2",
+    "att_row_g3",
+    "att_row_g4",
+    "att_row_g5",
+    "att_row_g6",
+    "att_row_g7",
+    "att_row_g8",
     "att_out",
     "zero_i64",
     "quant_rows",
@@ -76,8 +84,9 @@ const PV_SPAN: usize = 128;
 /// norms a block per row instead of a warp per row; prefill calls of up to `DEVICE_ROWS` rows
 /// keep the warp form (default; `LMGC_CUDA_NORM_BLOCK`, 0 for the warp form always).
 const NORM_BLOCK_ROWS: usize = 4096;
-/// Threads per row of the norms' block form.
-const NORM_BLOCK_THREADS: u32 = 128;
+/// Threads per row of the norms' block form (default; `LMGC_CUDA_NORM_THREADS`, a multiple of
+/// 32 up to 1,024).
+const NORM_BLOCK_THREADS: usize = 128;
 /// Rows per forward call on the device (prefill); bounds the activation buffers.
 pub const DEVICE_ROWS: usize = 8192;
 /// Shortest run of consecutive positions of one window whose attention is f64 GEMMs; shorter
@@ -111,8 +120,25 @@ const ROW_STATIC_SHARED: usize = 16 * 32;
 /// `att_row`'s static shared memory (none: its reductions are a warp's).
 const ATT_ROW_STATIC_SHARED: usize = 0;
 /// Threads per block of `att_row` (default; `LMGC_CUDA_ATT_THREADS`, a multiple of 32 up to
-/// 1,024): two slices of positions per value channel for 64-wide heads.
-const ATT_ROW_THREADS: usize = 128;
+/// 1,024). On an H100, SmolLM2's `att_row_g3` (72 registers) decoded 10 MB 3% faster with 64
+/// than with 128 (twice the resident blocks; 96 no better, 32 and 256 slower; docs/perf.md,
+/// stop 27); 64-wide heads then take four slices of positions per four value channels.
+const ATT_ROW_THREADS: usize = 64;
+/// `att_row` compiled for one group size each (query heads per key/value head, 1 to 8):
+/// `att_row` itself takes any group, with the registers of its widest slice.
+const ATT_ROW_BY_GROUP: [&str; 8] = [
+    "att_row_g1",
+    "att_row_g2",
+    "att_row_g3",
+    "att_row_g4",
+    "att_row_g5",
+    "att_row_g6",
+    "att_row_g7",
+    "att_row_g8",
+];
+/// Value loads `att_row`'s P · V issues before its first product (default;
+/// `LMGC_CUDA_PV_UNROLL`, 1 to 16, a compile-time constant of the kernels).
+const PV_UNROLL: usize = 4;
 
 fn drv(e: impl std::fmt::Debug) -> Error {
     Error::Backend(format!("CUDA: {e:?}"))
@@ -405,6 +431,8 @@ pub struct CudaEngine {
     /// Calls of at most this many rows take `norm_rows_block` (0: `norm_rows` always; a test
     /// sets it to reach that).
     norm_block_rows: usize,
+    /// Threads per row of `norm_rows_block`.
+    norm_block_threads: u32,
     /// Rows outside the attention GEMMs take `att_row` (scores, probabilities and P · V in
     /// one kernel) where its shared memory fits (off: the three kernels; a test switches it
     /// to reach those, and `LMGC_CUDA_FUSED_ATT=off` turns it off, for comparison).
@@ -416,6 +444,8 @@ pub struct CudaEngine {
     /// Dynamic shared memory `att_row` may take: the device's opt-in maximum.
     att_row_shared: usize,
     att_row_threads: u32,
+    /// The `att_row` kernel for this model's group size (`att_row_kernel`).
+    att_row: &'static str,
     /// Most threads per row of `ffn_row` and `att_out_row`.
     row_threads: usize,
     ws: Option<Workspace>,
@@ -424,7 +454,8 @@ pub struct CudaEngine {
     total_mem: usize,
     /// With `LMGC_PROFILE=1`: seconds and launches per kernel, each launch synchronized.
     profile: Option<Profile>,
-    /// Seconds of the load's phases (`load_*`), reported with the profile.
+    /// Seconds of the load's phases (`load_*`), and with `LMGC_PROFILE=1` the registers and
+    /// resident blocks per SM of the `att_row` kernel taken, reported with the profile.
     load_phases: Vec<(&'static str, f64)>,
 }
 
@@ -490,13 +521,26 @@ impl CompiledKernels {
     /// Compiles `kernels.cu`.
     pub fn compile() -> Result<Self> {
         let started = std::time::Instant::now();
+        let pv_unroll = match tuning("LMGC_CUDA_PV_UNROLL", PV_UNROLL)? {
+            u @ 1..=16 => u,
+            u => {
+                return Err(Error::Unsupported(format!(
+                    "LMGC_CUDA_PV_UNROLL={u}: set a whole number from 1 to 16"
+                )));
+            }
+        };
+        let options = vec![
+            "--device-int128".into(),
+            "-std=c++17".into(),
+            format!("-DPV_UNROLL={pv_unroll}"),
+        ];
         unless_cuda_panics(|| {
             let (ptx, mma) = rayon::join(
                 || {
                     cudarc::nvrtc::compile_ptx_with_opts(
                         SOURCE,
                         cudarc::nvrtc::CompileOptions {
-                            options: vec!["--device-int128".into()],
+                            options,
                             ..Default::default()
                         },
                     )
@@ -580,6 +624,25 @@ impl CudaEngine {
             .map(|n| module.load_function(n).map_err(drv))
             .collect::<Result<Vec<_>>>()?;
         let att_row_shared = att_row_shared(&ctx, &f);
+        let att_row = att_row_kernel(c.n_heads / c.n_kv_heads)?;
+        let att_row_threads = warps_setting("LMGC_CUDA_ATT_THREADS", ATT_ROW_THREADS)? as u32;
+        let profile = std::env::var("LMGC_PROFILE").as_deref() == Ok("1");
+        if profile {
+            // Registers and resident blocks of the att_row kernel this model takes, for
+            // windows of 256 positions: the numbers its speed turns on.
+            let group = c.n_heads / c.n_kv_heads;
+            let gh = group * hd;
+            let bytes = gh.div_ceil(4) * 16 + gh * 8 + group * 256 * 8;
+            let i = KERNELS.iter().position(|k| *k == att_row).expect("listed");
+            if let Ok(r) = f[i].num_regs() {
+                phases.0.push(("att_row_registers", r as f64));
+            }
+            if let Ok(b) =
+                f[i].occupancy_max_active_blocks_per_multiprocessor(att_row_threads, bytes, None)
+            {
+                phases.0.push(("att_row_blocks_per_sm", b as f64));
+            }
+        }
         let blas = CudaBlas::new(stream.clone()).map_err(|e| {
             Error::Backend(format!(
                 "loading cuBLAS ({e:?}): is libcublas on the library path?"
@@ -656,10 +719,12 @@ impl CudaEngine {
                 Ok("0") => 0,
                 _ => tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
             },
+            norm_block_threads: warps_setting("LMGC_CUDA_NORM_THREADS", NORM_BLOCK_THREADS)? as u32,
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
             att_dots,
             att_row_shared,
-            att_row_threads: warps_setting("LMGC_CUDA_ATT_THREADS", ATT_ROW_THREADS)? as u32,
+            att_row_threads,
+            att_row,
             row_threads: warps_setting("LMGC_CUDA_ROW_THREADS", THREADS as usize)?,
             score_scale: exact::score_scale(hd),
             logit_scale: exact::logit_scale(),
@@ -672,7 +737,7 @@ impl CudaEngine {
             caches: None,
             device_name,
             total_mem,
-            profile: (std::env::var("LMGC_PROFILE").as_deref() == Ok("1")).then(Default::default),
+            profile: profile.then(Default::default),
             load_phases: phases.0,
             config: c,
         })
@@ -771,7 +836,7 @@ impl CudaEngine {
             m,
             profile: self.profile.as_ref(),
             split_scales: self.split_scales,
-            norm_block: m <= self.norm_block_rows,
+            norm_block: (m <= self.norm_block_rows).then_some(self.norm_block_threads),
         };
         let st = &self.stream;
         // Decoding steps (no runs) skip the plan's uploads.
@@ -984,7 +1049,7 @@ impl CudaEngine {
                 att.pv(li, dot_tiles.is_none())?;
             }
             if let Some(cfg) = fused {
-                run.launch("att_row", cfg, |b| {
+                run.launch(self.att_row, cfg, |b| {
                     b.arg(&mi)
                         .arg(&nhi)
                         .arg(&nkvi)
@@ -1171,17 +1236,37 @@ fn att_row_shared(ctx: &CudaContext, f: &[CudaFunction]) -> usize {
         return base;
     };
     let bytes = optin - ATT_ROW_STATIC_SHARED;
-    let i = KERNELS
+    let all_set = KERNELS
         .iter()
-        .position(|k| *k == "att_row")
-        .expect("listed");
-    match f[i].set_attribute(
-        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-        bytes as i32,
-    ) {
-        Ok(()) => bytes,
-        Err(_) => base,
-    }
+        .zip(f)
+        .filter(|(k, _)| k.starts_with("att_row"))
+        .all(|(_, f)| {
+            f.set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+            .is_ok()
+        });
+    if all_set { bytes } else { base }
+}
+
+/// The `att_row` kernel for groups of `group` query heads per key/value head: compiled for
+/// the group where there is one (`ATT_ROW_BY_GROUP`), else for any. `LMGC_CUDA_ATT_ROW=generic`
+/// takes the one for any group (for comparison).
+fn att_row_kernel(group: usize) -> Result<&'static str> {
+    let by_group = match std::env::var("LMGC_CUDA_ATT_ROW").as_deref() {
+        Err(_) | Ok("group") => true,
+        Ok("generic") => false,
+        Ok(v) => {
+            return Err(Error::Unsupported(format!(
+                "LMGC_CUDA_ATT_ROW={v}: set group (the default) or generic"
+            )));
+        }
+    };
+    Ok(match group {
+        1..=8 if by_group => ATT_ROW_BY_GROUP[group - 1],
+        _ => "att_row",
+    })
 }
 
 /// A block size from the environment: `default` when unset, an error unless it is a multiple
@@ -1265,8 +1350,8 @@ struct Run<'a> {
     m: usize,
     profile: Option<&'a Profile>,
     split_scales: bool,
-    /// The norms a block per row (`norm_rows_block`).
-    norm_block: bool,
+    /// The norms a block per row (`norm_rows_block`) of this many threads, or a warp per row.
+    norm_block: Option<u32>,
 }
 
 impl Run<'_> {
@@ -1324,7 +1409,7 @@ impl Run<'_> {
         let (h, limbs) = self.levels_out(next);
         let lsplit = add.as_ref().map_or(NULL, |(l, _)| self.split(&l.split));
         let gsplit = self.split(&n.split);
-        let (kernel, cfg) = if self.norm_block {
+        let (kernel, cfg) = if let Some(threads) = self.norm_block {
             let cfg = LaunchConfig {
                 grid_dim: (
                     u32::try_from(self.m)
@@ -1332,7 +1417,7 @@ impl Run<'_> {
                     1,
                     1,
                 ),
-                block_dim: (NORM_BLOCK_THREADS, 1, 1),
+                block_dim: (threads, 1, 1),
                 shared_mem_bytes: 0,
             };
             ("norm_rows_block", cfg)

@@ -268,6 +268,32 @@ fn long_decoding_windows_take_opt_in_shared_memory() {
     });
 }
 
+/// `att_row` for any group size on SmolLM2's groups of three 64-wide heads: what groups past
+/// eight take (the tests of groups of 9 above reach it too) and `LMGC_CUDA_ATT_ROW=generic`
+/// gives, against every other test's `att_row_g*` for its group.
+#[test]
+fn decoding_attention_for_any_group_matches_the_host_engine() {
+    check_windows(
+        config(2, 576, 9, 3, 1536, 1000),
+        23,
+        &[200, 64, 9],
+        256,
+        |g| {
+            assert_eq!(g.att_row, "att_row_g3");
+            g.att_row = "att_row";
+        },
+    );
+}
+
+/// `att_row_g3` with 10-wide heads: head_dim not a multiple of 4 takes its P · V one channel
+/// per load instead of four.
+#[test]
+fn decoding_attention_of_narrow_heads_matches_the_host_engine() {
+    check_windows(config(2, 60, 6, 2, 160, 300), 24, &[90, 33, 5], 128, |g| {
+        assert_eq!(g.att_row, "att_row_g3");
+    });
+}
+
 /// Scales split into odd parts and powers of two, and refused where a sum times the odd part
 /// could pass 2^62.
 #[test]
