@@ -3,7 +3,7 @@
 # one 32-lane warp and with one thread per warp, against a shim of the CUDA built-ins it
 # uses. No GPU needed: this catches what NVRTC would otherwise only report on a GPU host.
 # Then runs arith_test.cpp, the fast integer helpers against their definitions,
-# attention_test.cpp, the fused attention kernel against the three it replaces, and
+# attention_test.cpp, the fused attention kernels against the three they replace, and
 # mma_test.cpp, mma.cu's tensor-core dot products with a warp of host threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,9 +45,9 @@ echo 'dim3 threadIdx, blockIdx, blockDim; i64 sz[1]; int4 sq4[1];' >> "$tmp/t.cp
 g++ -std=c++17 -O2 -Wno-unused-parameter -Wno-unused-function -DWARP=32 -I"$tmp" "$tmp/t.cpp" \
     -o "$tmp/t"
 "$tmp/t"
-# The fused decoding attention against the kernels it replaces, a block as one thread. Its
-# dynamic shared memory is an int4 array read as ints and i64s, CUDA's idiom: g++ may not
-# assume strict aliasing there.
+# The fused decoding attention kernels against the three they replace, a block as one
+# thread. Their dynamic shared memory is an int4 array read as ints and i64s, CUDA's idiom:
+# g++ may not assume strict aliasing there.
 { cat "$tmp/k.cpp"; cat crates/lmgc-model/src/cuda/attention_test.cpp; } > "$tmp/a.cpp"
 g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-unused-parameter -Wno-unused-function -DWARP=1 \
     -I"$tmp" "$tmp/a.cpp" -o "$tmp/a"

@@ -115,7 +115,12 @@ int main() {
               + check(8, 8, 12, 50, 4, 5)   // groups of one, head_dim a multiple of 4 only
               + check(16, 2, 32, 45, 3, 6)  // groups of eight
               + check(8, 8, 64, 30, 3, 7)   // groups of one, 64-wide
-              + check(16, 2, 64, 20, 2, 8); // groups of eight, 64-wide
+              + check(16, 2, 64, 20, 2, 8)  // groups of eight, 64-wide
+              + check(4, 2, 16, 25, 3, 9)   // groups of two to seven
+              + check(8, 2, 16, 25, 3, 10)
+              + check(10, 2, 12, 25, 3, 11)
+              + check(12, 2, 8, 25, 3, 12)
+              + check(14, 2, 16, 25, 3, 13);
     if (bad) {
         std::printf("%d mismatches\n", bad);
         return 1;

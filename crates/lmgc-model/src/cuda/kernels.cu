@@ -1036,8 +1036,9 @@ __device__ __forceinline__ void pv_strided(const i64* p, int stride, const int* 
 // NG query heads' P · V sums over positions j0, j0 + step, ... below j1 of four consecutive
 // value channels (vb, 16-byte aligned, rows kvd apart) with the heads' probabilities p (as
 // in pv_strided), added into out[g * hd + c] for channel c = 0..3 (shared memory). One
-// 16-byte load per position serves four channels, so a block's threads walk four times as
-// many slices of positions as pv_strided's, each a quarter as long, for 4 NG accumulators.
+// 16-byte load per position serves four channels, so a block's threads walk up to four
+// times as many slices of positions as pv_strided's (four where they are at least head_dim),
+// each as much shorter, for 4 NG accumulators.
 template <int NG>
 __device__ __forceinline__ void pv_quads(const i64* p, int stride, const int* vb, int kvd,
                                          int j0, int j1, int step, i64* out, int hd) {
@@ -1143,7 +1144,7 @@ __device__ __forceinline__ void att_row_t(int M, int nh, int nkv, int hd, const 
     const int* vrow = vc + ((i64)layer * slots + slot[r]) * cap * kvd + kvh * hd;
     if (NG > 0 && hd % 4 == 0) {
         // P · V: work item (channels 4i .. 4i + 3, slice s) sums positions s, s + S, ...:
-        // a warp's threads read consecutive 16-byte pieces of one or two positions.
+        // a warp's threads read consecutive 16-byte pieces of one position or more.
         int quads = hd / 4;
         int S = nt >= quads ? nt / quads : 1;
         for (int c = tid; c < quads * S; c += nt) {

@@ -521,13 +521,17 @@ impl CompiledKernels {
     /// Compiles `kernels.cu`.
     pub fn compile() -> Result<Self> {
         let started = std::time::Instant::now();
-        let pv_unroll = match tuning("LMGC_CUDA_PV_UNROLL", PV_UNROLL)? {
-            u @ 1..=16 => u,
-            u => {
-                return Err(Error::Unsupported(format!(
-                    "LMGC_CUDA_PV_UNROLL={u}: set a whole number from 1 to 16"
-                )));
-            }
+        let pv_unroll = match std::env::var("LMGC_CUDA_PV_UNROLL") {
+            Err(_) => PV_UNROLL,
+            Ok(v) => match v.trim().parse::<usize>() {
+                Ok(u @ 1..=16) => u,
+                _ => {
+                    return Err(Error::Unsupported(format!(
+                        "LMGC_CUDA_PV_UNROLL={v}: set a whole number from 1 to 16 (default \
+                         {PV_UNROLL})"
+                    )));
+                }
+            },
         };
         let options = vec![
             "--device-int128".into(),
@@ -1221,9 +1225,9 @@ fn att_dots(
     module.load_function("att_dots").ok()
 }
 
-/// The dynamic shared memory `att_row` may take: the device's opt-in maximum per block (a
-/// window of 2,048 positions needs about 50 KiB for SmolLM2's groups of three heads, past
-/// the 48 KiB any kernel gets), or 48 KiB where the device or driver won't say.
+/// The dynamic shared memory the `att_row` kernels may take: the device's opt-in maximum per
+/// block (a window of 2,048 positions needs about 50 KiB for SmolLM2's groups of three heads,
+/// past the 48 KiB any kernel gets), or 48 KiB where the device or driver won't say.
 fn att_row_shared(ctx: &CudaContext, f: &[CudaFunction]) -> usize {
     use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
     let optin = ctx

@@ -49,6 +49,9 @@ fn engines(
     let w = LlamaWeights::random(c, seed).unwrap();
     let gpu = match CudaEngine::new(&w, 0, positions) {
         Ok(g) => g,
+        // A setting the engine refuses (an `LMGC_CUDA_*` variable) fails the test instead of
+        // passing it as skipped.
+        Err(e @ Error::Unsupported(_)) => panic!("{e}"),
         Err(e) => {
             eprintln!("skipped: no usable CUDA device ({e})");
             return None;
@@ -244,7 +247,9 @@ fn norm_blocks_with_128_bit_scale_products_match_the_host_engine() {
 
 /// Scores, probabilities and P · V as three kernels (`att_scores_block`, `att_probs_block`
 /// past 512 positions, `att_pv`), what rows take where `att_row`'s shared memory doesn't fit
-/// (and `LMGC_CUDA_FUSED_ATT=off`); every other test with the shared kernels takes `att_row`.
+/// (and `LMGC_CUDA_FUSED_ATT=off`); every other test with the shared kernels takes
+/// `att_row`'s kernel for its group (`att_row_g2`, `att_row_g3`, or the generic `att_row` for
+/// groups of 9).
 #[test]
 fn attention_in_three_kernels_matches_the_host_engine() {
     check_windows(
@@ -269,8 +274,8 @@ fn long_decoding_windows_take_opt_in_shared_memory() {
 }
 
 /// `att_row` for any group size on SmolLM2's groups of three 64-wide heads: what groups past
-/// eight take (the tests of groups of 9 above reach it too) and `LMGC_CUDA_ATT_ROW=generic`
-/// gives, against every other test's `att_row_g*` for its group.
+/// eight take (`wide_groups_in_shared_memory_match_the_host_engine` reaches it too) and
+/// `LMGC_CUDA_ATT_ROW=generic` gives, where the other SmolLM2-shaped tests take `att_row_g3`.
 #[test]
 fn decoding_attention_for_any_group_matches_the_host_engine() {
     check_windows(
@@ -279,7 +284,6 @@ fn decoding_attention_for_any_group_matches_the_host_engine() {
         &[200, 64, 9],
         256,
         |g| {
-            assert_eq!(g.att_row, "att_row_g3");
             g.att_row = "att_row";
         },
     );
@@ -290,7 +294,7 @@ fn decoding_attention_for_any_group_matches_the_host_engine() {
 #[test]
 fn decoding_attention_of_narrow_heads_matches_the_host_engine() {
     check_windows(config(2, 60, 6, 2, 160, 300), 24, &[90, 33, 5], 128, |g| {
-        assert_eq!(g.att_row, "att_row_g3");
+        g.att_row = "att_row_g3";
     });
 }
 
