@@ -4,7 +4,7 @@
 # uses. No GPU needed: this catches what NVRTC would otherwise only report on a GPU host.
 # Then runs arith_test.cpp, the fast integer helpers against their definitions,
 # attention_test.cpp, the fused attention kernels against the three they replace, and
-# mma_test.cpp, mma.cu's tensor-core dot products with a warp of host threads.
+# mma_test.cpp, mma.cu's tensor-core kernels with a warp of host threads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -52,22 +52,58 @@ g++ -std=c++17 -O2 -Wno-unused-parameter -Wno-unused-function -DWARP=32 -I"$tmp"
 g++ -std=c++17 -O2 -fno-strict-aliasing -Wno-unused-parameter -Wno-unused-function -DWARP=1 \
     -I"$tmp" "$tmp/a.cpp" -o "$tmp/a"
 "$tmp/a"
-# mma.cu's dot products, a warp as 32 host threads and mma.sync emulated between them.
+# mma.cu's kernels after kernels.cu (as the engine compiles them), a warp as 32 host threads
+# and mma.sync and the shuffles emulated between them.
 cat > "$tmp/mma_shim.h" <<'SHIM'
 #include <cmath>
+#include <cstring>
 struct dim3 { unsigned x, y, z; };
 struct int4 { int x, y, z, w; };
 struct short4 { short x, y, z, w; };
+struct uint2 { unsigned x, y; };
+inline int4 make_int4(int x, int y, int z, int w) { return {x, y, z, w}; }
+inline uint2 make_uint2(unsigned x, unsigned y) { return {x, y}; }
 #define __device__
 #define __global__
 #define __forceinline__ inline
+#define __shared__
 thread_local dim3 thread_block, thread_index;
 const dim3 blockDim = {32, 1, 1};
 #define blockIdx thread_block
 #define threadIdx thread_index
 void mma_emulated(int* c, const unsigned* a, const unsigned* b, bool as, bool bs);
+unsigned long long shfl_emulated(unsigned long long v, int m, bool by_xor);
+void block_sync_emulated();
+template <class T> T shfl_as(T v, int m, bool by_xor) {
+    static_assert(sizeof(T) <= 8, "one 64-bit word");
+    unsigned long long x = 0;
+    std::memcpy(&x, &v, sizeof(T));
+    x = shfl_emulated(x, m, by_xor);
+    T r;
+    std::memcpy(&r, &x, sizeof(T));
+    return r;
+}
+template <class T> T __shfl_sync(unsigned, T v, int src) { return shfl_as(v, src, false); }
+template <class T> T __shfl_xor_sync(unsigned, T v, int m) { return shfl_as(v, m, true); }
+// A block is one warp here: its barrier is the warp's.
+inline void __syncthreads() { block_sync_emulated(); }
+inline void __syncwarp() {}
+inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
+inline int atomicExch(int* p, int v) { int o = *p; *p = v; return o; }
+inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
+    unsigned long long o = *p; *p += v; return o;
+}
+inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v) {
+    unsigned long long o = *p; if (v > o) *p = v; return o;
+}
+inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
+inline long long __double_as_longlong(double d) { long long v; std::memcpy(&v, &d, 8); return v; }
 SHIM
-{ echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/mma.cu \
-    crates/lmgc-model/src/cuda/mma_test.cpp; } > "$tmp/m.cpp"
-g++ -std=c++20 -O1 -pthread -Wall -Wextra -Wno-unused-parameter -I"$tmp" "$tmp/m.cpp" -o "$tmp/m"
+# Alone, as the engine compiles it without att_mma (LMGC_CUDA_ATT_MMA unset).
+{ echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/mma.cu; } > "$tmp/m0.cpp"
+g++ -std=c++20 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -I"$tmp" "$tmp/m0.cpp"
+{ echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu \
+    crates/lmgc-model/src/cuda/mma.cu crates/lmgc-model/src/cuda/mma_test.cpp; } > "$tmp/m.cpp"
+g++ -std=c++20 -O1 -pthread -fno-strict-aliasing -DATT_MMA -Wall -Wextra -Wno-unused-parameter \
+    -Wno-unused-function -Wno-unknown-pragmas -I"$tmp" "$tmp/m.cpp" -o "$tmp/m"
 "$tmp/m"

@@ -35,7 +35,7 @@ pub trait Engine: Send {
     /// Forgets every window and opens `n` empty ones of up to `positions` tokens.
     fn open(&mut self, n: usize, positions: usize) -> Result<()>;
     /// Seconds per stage of the engine's own work, when it measures (e.g. per kernel), and
-    /// counts named for what they count (the CUDA engine's `att_row_registers` and
+    /// counts named for what they count (the CUDA engine's `*_registers` per kernel and
     /// `att_row_blocks_per_sm`).
     fn profile(&self) -> Vec<(&'static str, f64)> {
         Vec::new()

@@ -154,6 +154,43 @@ pub(super) fn dot_tiles(runs: &[AttRun]) -> Vec<i32> {
         .collect()
 }
 
+/// `att_mma`'s work for a forward call's runs (mma.cu).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct MmaTables {
+    /// Per tile of up to 16 consecutive rows of one run: its first row, its rows, and its
+    /// run's first chunk of 32 positions in the packed values.
+    pub tiles: Vec<i32>,
+    /// Per run (`v_pack`): its window slot, the positions it attends to, its first chunk.
+    pub runs: Vec<i32>,
+    /// Chunks of the packed values, every run's together.
+    pub chunks: usize,
+    /// The most positions one run attends to.
+    pub widest: usize,
+}
+
+impl MmaTables {
+    pub fn new(runs: &[AttRun]) -> Self {
+        let (mut tiles, mut table, mut chunks) = (Vec::new(), Vec::new(), 0usize);
+        for r in runs {
+            for t0 in (0..r.len).step_by(16) {
+                tiles.extend([
+                    (r.r0 + t0) as i32,
+                    (r.len - t0).min(16) as i32,
+                    chunks as i32,
+                ]);
+            }
+            table.extend([r.slot as i32, r.positions() as i32, chunks as i32]);
+            chunks += r.positions().div_ceil(32);
+        }
+        MmaTables {
+            tiles,
+            runs: table,
+            chunks,
+            widest: runs.iter().map(AttRun::positions).max().unwrap_or(0),
+        }
+    }
+}
+
 /// Shapes and device addresses the GEMM operands are laid out in (f64 elements).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Layout {
@@ -427,6 +464,22 @@ mod tests {
     /// Windows laid out one after another, as a compress call lays them out.
     fn windows(n: usize, len: usize) -> Vec<AttRun> {
         (0..n).map(|w| run(w, w * len, len, 0)).collect()
+    }
+
+    /// Tiles of 16 rows (the last shorter) cover each run once and point at their run's
+    /// chunks; each run's chunks hold every position it attends to, run after run.
+    #[test]
+    fn mma_tables_tile_every_run_and_pack_its_positions() {
+        let t = MmaTables::new(&[run(2, 0, 40, 0), run(0, 40, 17, 5), run(1, 57, 16, 64)]);
+        assert_eq!(
+            t.tiles,
+            vec![
+                0, 16, 0, 16, 16, 0, 32, 8, 0, 40, 16, 2, 56, 1, 2, 57, 16, 3
+            ]
+        );
+        assert_eq!(t.runs, vec![2, 40, 0, 0, 22, 2, 1, 80, 3]);
+        assert_eq!((t.chunks, t.widest), (6, 80));
+        assert_eq!(MmaTables::new(&[]).chunks, 0);
     }
 
     #[test]

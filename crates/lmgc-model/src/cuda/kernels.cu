@@ -854,19 +854,28 @@ __device__ i64 load_scores(int r, int head, int nh, int nkv, int n, int end, con
     return mx;
 }
 
-// Probabilities: warp per (row, head); overwrites the scores with 12-bit probabilities.
-// With gemm_only, the rows outside the GEMM runs are left to att_row.
+// Which rows att_probs takes: all, those of the GEMM runs (the others are att_row's), or those
+// outside them (the runs are att_mma's).
+#define PROBS_ALL 0
+#define PROBS_GEMM 1
+#define PROBS_KERNEL 2
+__device__ __forceinline__ bool probs_skip(int which, int end) {
+    return (which == PROBS_GEMM && end == 0) || (which == PROBS_KERNEL && end != 0);
+}
+
+// Probabilities: warp per (row, head); overwrites the scores with 12-bit probabilities, for
+// the rows `which` says.
 extern "C" __global__ void att_probs(int M, int nh, int nkv, const int* pos, const int* slot,
                                      const int* zend, const int* qexp, const int* kexpc,
                                      i64 score_scale, int layer, int slots, const i64* exp2,
-                                     int cap, i64* z, int* err, int gemm_only) {
+                                     int cap, i64* z, int* err, int which) {
     int w = warp_id();
     if (w >= M * nh) return;
     int r = w / nh, head = w % nh;
     int lane = threadIdx.x % WARP;
     int n = pos[r] + 1;
     int end = zend[r];
-    if (gemm_only && end == 0) return;
+    if (probs_skip(which, end)) return;
     i64* zr = z + (i64)w * cap;
     i64 mx = load_scores(r, head, nh, nkv, n, end, slot, qexp, kexpc, score_scale, layer, slots,
                          cap, zr, zr, lane, WARP, err);
@@ -919,7 +928,7 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
                                            const int* slot, const int* zend, const int* qexp,
                                            const int* kexpc, i64 score_scale, int layer,
                                            int slots, const i64* exp2, int cap, i64* z,
-                                           int* err, int gemm_only) {
+                                           int* err, int which) {
     extern __shared__ i64 sz[];
     __shared__ i64 red[1024 / WARP];
     int w = blockIdx.x;
@@ -928,7 +937,7 @@ extern "C" __global__ void att_probs_block(int M, int nh, int nkv, const int* po
     int tid = threadIdx.x, nt = blockDim.x;
     int n = pos[r] + 1;
     int end = zend[r];
-    if (gemm_only && end == 0) return;
+    if (probs_skip(which, end)) return;
     i64* zr = z + (i64)w * cap;
     i64 mx = load_scores(r, head, nh, nkv, n, end, slot, qexp, kexpc, score_scale, layer, slots,
                          cap, zr, sz, tid, nt, err);

@@ -25,9 +25,7 @@ use cudarc::driver::{
 
 mod attention;
 
-#[cfg(test)]
-use attention::AttRun;
-use attention::{AttPlan, Attention, Layout, grid, runs};
+use attention::{AttPlan, AttRun, Attention, Layout, MmaTables, grid, runs};
 
 use crate::config::LlamaConfig;
 use crate::engine::Engine;
@@ -39,7 +37,8 @@ use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("kernels.cu");
 /// The tensor-core kernels, compiled for compute_80 apart from `SOURCE` (which targets every
-/// GPU) and loaded only on a device that runs them.
+/// GPU) and loaded only on a device that runs them; with `att_mma` (`ATT_MMA`), after
+/// `SOURCE`, whose exact helpers it calls.
 const MMA_SOURCE: &str = include_str!("mma.cu");
 const KERNELS: [&str; 33] = [
     "embed",
@@ -117,6 +116,13 @@ const SHARED_BYTES: usize = 48 * 1024;
 const PROB_STATIC_SHARED: usize = 8 * 32;
 /// Static shared memory of the block-per-row kernels (a 16-byte maximum per warp).
 const ROW_STATIC_SHARED: usize = 16 * 32;
+/// Warps per block of `att_mma` (default; `LMGC_CUDA_ATT_MMA_WARPS`; fewer where a window's
+/// probabilities would not fit that many warps' shared memory).
+const ATT_MMA_WARPS: usize = 4;
+/// `att_mma`'s copy of the exp2 table in shared memory.
+const ATT_MMA_TABLE_BYTES: usize = 1024 * 8;
+/// Positions `att_mma`'s 32-bit limb sums take (a8's bound, mma.cu).
+const ATT_MMA_MAX_POSITIONS: usize = 31_000;
 /// `att_row`'s static shared memory (none: its reductions are a warp's).
 const ATT_ROW_STATIC_SHARED: usize = 0;
 /// Threads per block of `att_row` (default; `LMGC_CUDA_ATT_THREADS`, a multiple of 32 up to
@@ -441,6 +447,14 @@ pub struct CudaEngine {
     /// tensor cores instead of an f64 GEMM: on devices of compute capability 8.0 and later,
     /// for head_dim a multiple of 32 up to 128 (`LMGC_CUDA_QK_MMA=off`: the f64 GEMMs).
     att_dots: Option<CudaFunction>,
+    /// `mma.cu`'s `att_mma` and `v_pack` (the runs' whole attention on the int8 tensor
+    /// cores), where compiled and `att_dots` is loaded.
+    att_mma: Option<AttMma>,
+    /// Whether the runs take `att_mma` instead of `att_dots` and the f64 GEMM for P · V:
+    /// `LMGC_CUDA_ATT_MMA=on` (off by default; the tests switch it per engine).
+    att_mma_on: bool,
+    /// The runs' values as `att_mma`'s B fragments (`v_pack`), grown to a call's runs.
+    vpack: Option<CudaSlice<u8>>,
     /// Dynamic shared memory `att_row` may take: the device's opt-in maximum.
     att_row_shared: usize,
     att_row_threads: u32,
@@ -514,7 +528,27 @@ pub struct CompiledKernels {
     ptx: cudarc::nvrtc::Ptx,
     /// `mma.cu`, or `None` where NVRTC cannot compile it (the f64 GEMMs remain).
     mma: Option<cudarc::nvrtc::Ptx>,
+    /// Whether `mma` holds `att_mma` (`att_mma_compiled`).
+    att_mma: bool,
     seconds: f64,
+}
+
+/// Whether `LMGC_CUDA_ATT_MMA=on` asks for `att_mma` (off by default: unmeasured in its
+/// current form, docs/perf.md stop 28); other values than `on` and `off` are refused.
+fn att_mma_asked() -> Result<bool> {
+    match std::env::var("LMGC_CUDA_ATT_MMA").as_deref() {
+        Err(_) | Ok("off") => Ok(false),
+        Ok("on") => Ok(true),
+        Ok(v) => Err(Error::Unsupported(format!(
+            "LMGC_CUDA_ATT_MMA={v}: set on or off (default off)"
+        ))),
+    }
+}
+
+/// Whether `mma.cu` is compiled with `att_mma`: where asked for, and in the tests, which
+/// switch it on per engine.
+fn att_mma_compiled() -> Result<bool> {
+    Ok(cfg!(test) || att_mma_asked()?)
 }
 
 impl CompiledKernels {
@@ -538,6 +572,15 @@ impl CompiledKernels {
             "-std=c++17".into(),
             format!("-DPV_UNROLL={pv_unroll}"),
         ];
+        let with_att_mma = att_mma_compiled()?;
+        // att_mma calls kernels.cu's helpers: compiled after it, with its options.
+        let (mma_source, mma_options) = if with_att_mma {
+            let mut o = options.clone();
+            o.push("-DATT_MMA".into());
+            (format!("{SOURCE}{MMA_SOURCE}"), o)
+        } else {
+            (MMA_SOURCE.to_string(), Vec::new())
+        };
         unless_cuda_panics(|| {
             let (ptx, mma) = rayon::join(
                 || {
@@ -551,9 +594,10 @@ impl CompiledKernels {
                 },
                 || {
                     cudarc::nvrtc::compile_ptx_with_opts(
-                        MMA_SOURCE,
+                        mma_source,
                         cudarc::nvrtc::CompileOptions {
                             arch: Some("compute_80"),
+                            options: mma_options,
                             ..Default::default()
                         },
                     )
@@ -562,6 +606,7 @@ impl CompiledKernels {
             );
             ptx.map(|ptx| CompiledKernels {
                 ptx,
+                att_mma: with_att_mma && mma.is_some(),
                 mma,
                 seconds: started.elapsed().as_secs_f64(),
             })
@@ -622,7 +667,7 @@ impl CudaEngine {
         phases.done("load_context");
         // The driver compiles the PTX for this GPU here (its own cache may keep the result).
         let module = ctx.load_module(kernels.ptx).map_err(drv)?;
-        let att_dots = att_dots(&ctx, kernels.mma, hd);
+        let (att_dots, att_mma) = mma_kernels(&ctx, kernels.mma, kernels.att_mma, hd)?;
         let f = KERNELS
             .iter()
             .map(|n| module.load_function(n).map_err(drv))
@@ -645,6 +690,26 @@ impl CudaEngine {
                 f[i].occupancy_max_active_blocks_per_multiprocessor(att_row_threads, bytes, None)
             {
                 phases.0.push(("att_row_blocks_per_sm", b as f64));
+            }
+            // The registers of the prefill's ALU-bound kernels, which bound their residency.
+            for (k, label) in [
+                ("norm_rows", "norm_rows_registers"),
+                ("ffn_row", "ffn_row_registers"),
+                ("qk_rope", "qk_rope_registers"),
+                ("att_out_row", "att_out_row_registers"),
+            ] {
+                let i = KERNELS.iter().position(|n| *n == k).expect("listed");
+                if let Ok(r) = f[i].num_regs() {
+                    phases.0.push((label, r as f64));
+                }
+            }
+            if let Some(a) = &att_mma {
+                if let Ok(r) = a.att.num_regs() {
+                    phases.0.push(("att_mma_registers", r as f64));
+                }
+                if let Ok(b) = a.att.local_size_bytes() {
+                    phases.0.push(("att_mma_local_bytes", b as f64));
+                }
             }
         }
         let blas = CudaBlas::new(stream.clone()).map_err(|e| {
@@ -726,6 +791,9 @@ impl CudaEngine {
             norm_block_threads: warps_setting("LMGC_CUDA_NORM_THREADS", NORM_BLOCK_THREADS)? as u32,
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
             att_dots,
+            att_mma_on: att_mma.is_some() && att_mma_asked()?,
+            att_mma,
+            vpack: None,
             att_row_shared,
             att_row_threads,
             att_row,
@@ -798,15 +866,31 @@ impl CudaEngine {
             Vec::new()
         };
         let cap_now = self.caches.as_ref().map_or(1, |k| k.cap);
-        let plan = AttPlan::new(&att_runs, self.att_block, self.kv_budget.max(cap_now));
+        let c = self.config.clone();
+        let (d, hd, nh, nkv, f) = (c.d_model, c.head_dim(), c.n_heads, c.n_kv_heads, c.d_ffn);
+        let kvd = nkv * hd;
+        // The runs' attention on the tensor cores where att_mma takes this window length,
+        // else (or without runs) the plan's GEMMs.
+        let mma_warps = self
+            .att_mma
+            .as_ref()
+            .filter(|_| self.att_mma_on && !att_runs.is_empty())
+            .and_then(|a| a.warps(cap_now));
+        let mma = mma_warps.map(|_| MmaTables::new(&att_runs));
+        let gemm_runs: &[AttRun] = if mma.is_some() { &[] } else { &att_runs };
+        let plan = AttPlan::new(gemm_runs, self.att_block, self.kv_budget.max(cap_now));
+        if let Some(t) = &mma {
+            let bytes = (t.chunks * 32 * kvd * 3).max(1);
+            if self.vpack.as_ref().is_none_or(|v| v.len() < bytes) {
+                self.vpack = None;
+                self.vpack = Some(self.stream.alloc_zeros(bytes).map_err(drv)?);
+            }
+        }
         // Grow in powers of two so a decoder's steady batch allocates once.
         self.workspace(
             m.next_power_of_two().clamp(64, DEVICE_ROWS),
             plan.positions(),
         )?;
-        let c = self.config.clone();
-        let (d, hd, nh, nkv, f) = (c.d_model, c.head_dim(), c.n_heads, c.n_kv_heads, c.d_ffn);
-        let kvd = nkv * hd;
         let caches = self.caches.as_ref().expect("opened before forward");
         let (slots, cap) = (caches.slots as i32, caches.cap as i32);
         let ws = self.ws.as_mut().expect("made above");
@@ -843,13 +927,13 @@ impl CudaEngine {
             norm_block: (m <= self.norm_block_rows).then_some(self.norm_block_threads),
         };
         let st = &self.stream;
-        // Decoding steps (no runs) skip the plan's uploads.
-        let att = (!att_runs.is_empty())
+        // Decoding steps (no runs) and att_mma's calls skip the plan's uploads.
+        let att = (!gemm_runs.is_empty())
             .then(|| {
                 Attention::new(
                     &run,
                     caches,
-                    &att_runs,
+                    gemm_runs,
                     &plan,
                     Layout {
                         nh,
@@ -868,7 +952,7 @@ impl CudaEngine {
         // The tensor cores' tiles for the runs' dot products, where att_dots is loaded.
         let dot_tiles = match (&att, &self.att_dots) {
             (Some(_), Some(_)) => {
-                let tiles = attention::dot_tiles(&att_runs);
+                let tiles = attention::dot_tiles(gemm_runs);
                 let n = tiles.len() / 2;
                 Some((st.clone_htod(&tiles).map_err(drv)?, n))
             }
@@ -888,6 +972,14 @@ impl CudaEngine {
                     shared_mem_bytes: bytes as u32,
                 })
             });
+        // att_mma's tiles and v_pack's runs on the device.
+        let mma_dev = match &mma {
+            Some(t) => Some((
+                st.clone_htod(&t.tiles).map_err(drv)?,
+                st.clone_htod(&t.runs).map_err(drv)?,
+            )),
+            None => None,
+        };
         let mi = m as i32;
         let di = d as i32;
         run.launch("embed", threads(m * d)?, |b| {
@@ -1003,8 +1095,14 @@ impl CudaEngine {
                         .arg(z);
                 })?;
             }
-            // With att_row, the probabilities of the GEMM rows alone (if any).
-            let gemm_only = i32::from(fused.is_some());
+            // The GEMM runs' rows and, without att_row, the others (PROBS_* in kernels.cu).
+            let kernel_rows = fused.is_none() && kernel_positions.is_some();
+            let which: Option<i32> = match (att.is_some(), kernel_rows) {
+                (true, true) => Some(0),
+                (true, false) => Some(1),
+                (false, true) => Some(2),
+                (false, false) => None,
+            };
             let (probs, cfg) = if self.shared_kernels
                 && cap as usize > PROB_WARP_MAX
                 && cap as usize * 8 + PROB_STATIC_SHARED <= SHARED_BYTES
@@ -1022,7 +1120,7 @@ impl CudaEngine {
             } else {
                 ("att_probs", warps(m * nh)?)
             };
-            if fused.is_none() || att.is_some() {
+            if let Some(which) = which {
                 run.launch(probs, cfg, |b| {
                     b.arg(&mi)
                         .arg(&nhi)
@@ -1039,7 +1137,7 @@ impl CudaEngine {
                         .arg(&cap)
                         .arg(z)
                         .arg(&self.err)
-                        .arg(&gemm_only);
+                        .arg(&which);
                 })?;
             }
             // The kernels add into pv; the GEMMs and att_row overwrite their rows' entries.
@@ -1051,6 +1149,40 @@ impl CudaEngine {
             }
             if let Some(att) = &att {
                 att.pv(li, dot_tiles.is_none())?;
+            }
+            if let (Some(t), Some((tiles, table)), Some(mm), Some(warps), Some(vp)) =
+                (&mma, &mma_dev, &self.att_mma, mma_warps, &self.vpack)
+            {
+                // A thread per (chunk, kv head, eight channels, lane) of the widest run.
+                let cfg = LaunchConfig {
+                    grid_dim: (
+                        grid((t.widest.div_ceil(32) * kvd * 4).div_ceil(THREADS as usize))?,
+                        (t.runs.len() / 3) as u32,
+                        1,
+                    ),
+                    block_dim: (THREADS, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                run.launch_fn("v_pack", &mm.pack, cfg, |b| {
+                    b.arg(&nkvi).arg(&hdi).arg(table).arg(&caches.v).arg(&li);
+                    b.arg(&slots).arg(&cap).arg(vp);
+                })?;
+                let n_tiles = t.tiles.len() / 3;
+                let cfg = LaunchConfig {
+                    grid_dim: (grid((n_tiles * nh).div_ceil(warps))?, 1, 1),
+                    block_dim: (32 * warps as u32, 1, 1),
+                    shared_mem_bytes: AttMma::shared_bytes(warps, cap as usize) as u32,
+                };
+                let n_tiles = n_tiles as i32;
+                run.launch_fn("att_mma", &mm.att, cfg, |b| {
+                    b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi).arg(&hdi);
+                    b.arg(&ws.q).arg(&ws.qexp).arg(&caches.k).arg(&caches.kexp);
+                    b.arg(&ws.pos)
+                        .arg(&ws.slot)
+                        .arg(&self.score_scale)
+                        .arg(&self.exp2);
+                    b.arg(vp).arg(&li).arg(&slots).arg(&cap).arg(&ws.pv);
+                })?;
             }
             if let Some(cfg) = fused {
                 run.launch(self.att_row, cfg, |b| {
@@ -1201,28 +1333,93 @@ impl CudaEngine {
     }
 }
 
-/// `att_dots` from `mma.cu`'s PTX where the device, the head size and the environment allow
-/// it (see `CudaEngine::att_dots`).
-fn att_dots(
+/// `mma.cu`'s kernels: `att_dots` where the device, the head size and the environment allow
+/// it, and `att_mma` with it where `mma.cu` was compiled with it (see `CudaEngine::att_dots`,
+/// `CudaEngine::att_mma`).
+fn mma_kernels(
     ctx: &Arc<CudaContext>,
     ptx: Option<cudarc::nvrtc::Ptx>,
+    with_att_mma: bool,
     hd: usize,
-) -> Option<CudaFunction> {
-    use cudarc::driver::sys::CUdevice_attribute;
+) -> Result<(Option<CudaFunction>, Option<AttMma>)> {
+    use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+    // A block has at most 1,024 threads.
+    let max_warps = tuning("LMGC_CUDA_ATT_MMA_WARPS", ATT_MMA_WARPS)?.min(32);
     if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
         || !hd.is_multiple_of(32)
         || hd > 128
     {
-        return None;
+        return Ok((None, None));
     }
     let major = ctx
         .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
-        .ok()?;
-    if major < 8 {
-        return None;
+        .ok();
+    let Some(module) = ptx
+        .filter(|_| major.is_some_and(|m| m >= 8))
+        .and_then(|p| ctx.load_module(p).ok())
+    else {
+        return Ok((None, None));
+    };
+    let dots = module.load_function("att_dots").ok();
+    let att_mma = (dots.is_some() && with_att_mma)
+        .then(|| {
+            let att = module.load_function("att_mma").ok()?;
+            let pack = module.load_function("v_pack").ok()?;
+            let optin = ctx
+                .attribute(
+                    CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                )
+                .ok()
+                .and_then(|v| usize::try_from(v).ok())
+                .filter(|&v| v > SHARED_BYTES);
+            let shared = optin
+                .filter(|&v| {
+                    att.set_attribute(
+                        CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                        v as i32,
+                    )
+                    .is_ok()
+                })
+                .unwrap_or(SHARED_BYTES);
+            Some(AttMma {
+                att,
+                pack,
+                shared,
+                max_warps,
+            })
+        })
+        .flatten();
+    Ok((dots, att_mma))
+}
+
+/// `att_mma` and `v_pack` (mma.cu), and the dynamic shared memory a block of `att_mma` may
+/// take.
+struct AttMma {
+    att: CudaFunction,
+    pack: CudaFunction,
+    shared: usize,
+    /// Most warps per block (`ATT_MMA_WARPS`; `LMGC_CUDA_ATT_MMA_WARPS`).
+    max_warps: usize,
+}
+
+impl AttMma {
+    /// Warps per block for windows of `cap` positions (each warp keeps its rows'
+    /// probabilities, a KiB per 32 positions, beside the block's exp2 table), or `None` where
+    /// one warp's do not fit.
+    fn warps(&self, cap: usize) -> Option<usize> {
+        let w = (self.shared.saturating_sub(ATT_MMA_TABLE_BYTES) / Self::warp_bytes(cap))
+            .min(self.max_warps);
+        (w > 0 && cap <= ATT_MMA_MAX_POSITIONS).then_some(w)
     }
-    let module = ctx.load_module(ptx?).ok()?;
-    module.load_function("att_dots").ok()
+
+    fn warp_bytes(cap: usize) -> usize {
+        cap.div_ceil(32) * 1024
+    }
+
+    /// The dynamic shared memory of a block of `warps` warps.
+    fn shared_bytes(warps: usize, cap: usize) -> usize {
+        warps * Self::warp_bytes(cap) + ATT_MMA_TABLE_BYTES
+    }
 }
 
 /// The dynamic shared memory the `att_row` kernels may take: the device's opt-in maximum per

@@ -340,8 +340,65 @@ fn one_run_per_copy_matches_the_host_engine() {
     );
 }
 
-/// The runs' dot products on the int8 tensor cores (`att_dots`, mma.cu) for head sizes of
-/// 32 and 128, with the runs' values in two copies (a budget of one position).
+/// The runs' whole attention on the int8 tensor cores (`att_mma`, mma.cu;
+/// `LMGC_CUDA_ATT_MMA=on`) for head sizes of 32, 64 (SmolLM2's) and 128: runs of one tile
+/// and of many, windows of 600 positions (four warps' probabilities past the 48 KiB any
+/// kernel gets) and of 2,100 (three warps per block).
+#[test]
+fn attention_on_tensor_cores_matches_the_host_engine() {
+    for (c, seed, lens, positions) in [
+        (
+            config(2, 128, 4, 2, 160, 300),
+            25,
+            &[70, 17, 9, 130, 600][..],
+            640,
+        ),
+        (
+            config(1, 256, 2, 1, 160, 300),
+            26,
+            &[70, 17, 9, 130, 600][..],
+            640,
+        ),
+        (
+            config(2, 576, 9, 3, 1536, 1000),
+            28,
+            &[255, 70, 9, 130][..],
+            256,
+        ),
+        (config(1, 192, 3, 1, 160, 300), 29, &[2100, 5][..], 2112),
+    ] {
+        check_windows(c, seed, lens, positions, |g| {
+            assert!(g.att_mma.is_some(), "att_mma not loaded");
+            g.att_mma_on = true;
+        });
+    }
+}
+
+/// `att_mma` on runs that start mid-window (prefill in two calls), SmolLM2's heads.
+#[test]
+fn attention_on_tensor_cores_in_pieces_matches_the_host_engine() {
+    let c = config(2, 576, 9, 3, 1536, 1000);
+    let Some((mut host, mut gpu)) = engines(c.clone(), 27, 640) else {
+        return;
+    };
+    assert!(gpu.att_mma.is_some(), "att_mma not loaded");
+    gpu.att_mma_on = true;
+    let windows: Vec<Vec<u32>> = [300, 40, 600, 300]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| tokens(50 + i as u64, n, c.vocab))
+        .collect();
+    for first in [20, 100, 290] {
+        let want = run_in_pieces(&mut host, &windows, first);
+        let got = run_in_pieces(&mut gpu, &windows, first);
+        let differs = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert!(differs.is_none(), "first {first}: row {differs:?} differs");
+    }
+}
+
+/// The runs' dot products on the int8 tensor cores (`att_dots`, mma.cu) and P · V as the
+/// f64 GEMM (the default) for head sizes of 32 and 128, with the runs' values in two copies
+/// (a budget of one position).
 #[test]
 fn dot_products_on_tensor_cores_match_the_host_engine() {
     for (c, seed) in [
@@ -350,6 +407,7 @@ fn dot_products_on_tensor_cores_match_the_host_engine() {
     ] {
         check_windows(c, seed, &[70, 17, 9, 130, 600], 640, |g| {
             assert!(g.att_dots.is_some(), "att_dots not loaded");
+            g.att_mma_on = false;
             g.kv_budget = 1;
         });
     }
@@ -366,6 +424,7 @@ fn dot_products_as_an_f64_gemm_match_the_host_engine() {
         256,
         |g| {
             g.att_dots = None;
+            g.att_mma_on = false;
         },
     );
 }
