@@ -1,6 +1,10 @@
 # Call (2026-12-07 s28 #4): v31 = att_mma with four tiles of keys loaded at once, the exp2
 # table in shared memory and v_pack a word per thread, against v28 (stop 27's main) on the
 # same machine; tests first.
+# NOT RUN: every device start after call 3 was refused. v31 (and t31) were built from the
+# tree before att_mma became opt-in: att_mma on by default, LMGC_CUDA_ATT_MMA=off for the old
+# path, as this script assumes; their kernels are main's (da4761b). With a binary built from
+# main, set LMGC_CUDA_ATT_MMA=on on the v31 encode runs instead.
 set -u
 G=$PWD/.gpu8
 export LD_LIBRARY_PATH=$(cat /root/m/ldpath)
