@@ -743,7 +743,8 @@ __device__ __forceinline__ i64 prob_level(i64 w, i64 total, double inv) {
 // Rows with zend[r] != 0 belong to a run of consecutive positions of one window whose scores
 // and P · V are f64 GEMMs (cuBLAS; exact: every partial sum is an integer below 2^53): the
 // scores kernel and the P · V kernel skip them, att_probs reads their dot products as f64
-// and writes their probabilities as f64, zero up to zend[r] (the GEMM's inner length).
+// and writes their probabilities as f64, zero up to zend[r] (the GEMM's inner length). With
+// att_mma (mma.cu) such rows are its own: att_probs skips them too (PROBS_KERNEL).
 
 // The scores of NG query heads (queries q, exponents qe, rows hd apart) against key k
 // (exponent ke), into out[g * stride].

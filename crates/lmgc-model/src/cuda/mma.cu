@@ -1,7 +1,8 @@
 // Prefill attention's dot products q · k on the int8 tensor cores (mma.sync m16n8k32, sm_80
 // and later), for the rows of the attention GEMM runs: the same integers as the f64 GEMM they
 // replace (docs/decisions/0012). Compiled by NVRTC for compute_80 apart from kernels.cu, which
-// targets every GPU; the engine loads it only on a device that runs it.
+// targets every GPU (with att_mma, below, after a copy of kernels.cu); the engine loads it
+// only on a device that runs it.
 //
 // A 16-bit level x (|x| <= 32767: queries, and keys up to 2^15) is two 8-bit limbs,
 // x = 256 hi + lo with hi = x >> 8 signed and lo = x & 255 unsigned, so
@@ -49,11 +50,15 @@ __device__ __forceinline__ void limbs4(int x0, int x1, int x2, int x3, u32* hi, 
           ((u32)x3 << 24);
 }
 
-// A tile's queries as the A operand: rows g and g + 8 (zero where absent), KS = hd / 32
-// steps of 32 dimensions, as high and low limbs.
+// One warp's dot products for a tile (see att_dots), KS = hd / 32 steps of 32 dimensions:
+// the queries' limbs stay in registers while eight keys at a time pass as B.
 template <int KS>
-__device__ __forceinline__ void query_limbs(int t, bool va, bool vb, const int* qa,
-                                            const int* qb, u32 (*ah)[4], u32 (*al)[4]) {
+__device__ __forceinline__ void tile_dots(int lane, int rows, const int* qa, const int* qb,
+                                          const i16* kbase, int kvd, int n, int na, int nb,
+                                          double* za, double* zb) {
+    int g = lane / 4, t = lane % 4;
+    bool va = g < rows, vb = g + 8 < rows;
+    u32 ah[KS][4], al[KS][4];
     for (int s = 0; s < KS; s++) {
         for (int half = 0; half < 2; half++) {
             int d = 32 * s + 16 * half + 4 * t;
@@ -64,71 +69,32 @@ __device__ __forceinline__ void query_limbs(int t, bool va, bool vb, const int* 
             limbs4(y.x, y.y, y.z, y.w, &ah[s][2 * half + 1], &al[s][2 * half + 1]);
         }
     }
-}
-
-// Key j0 + g's levels as B fragments (zero past position n): dims 32 s + 4t.. and
-// 32 s + 16 + 4t.. of step s in k[s][0] and k[s][1]. Apart from dots8 so that a loop can
-// issue several keys' loads before their products.
-template <int KS>
-__device__ __forceinline__ void key_frags(int g, int t, const i16* kbase, int kvd, int n,
-                                          int j0, short4 (*k)[2]) {
-    int key = j0 + g;
-    const i16* kr = kbase + (i64)key * kvd;
-    for (int s = 0; s < KS; s++)
-        for (int half = 0; half < 2; half++) {
-            k[s][half] = {0, 0, 0, 0};
-            if (key < n) k[s][half] = *(const short4*)(kr + 32 * s + 16 * half + 4 * t);
-        }
-}
-
-// q · k of the tile's rows against the keys key_frags loaded, as mma's C fragment: dot[c] is
-// row g + 8 (c / 2) against key j0 + 2t + (c % 2).
-template <int KS>
-__device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
-                                        const short4 (*k)[2], i64* dot) {
-    int hh[4] = {0, 0, 0, 0}, hl[4] = {0, 0, 0, 0}, lh[4] = {0, 0, 0, 0}, ll[4] = {0, 0, 0, 0};
-    for (int s = 0; s < KS; s++) {
-        u32 bh[2], bl[2];
-        for (int half = 0; half < 2; half++) {
-            const short4& x = k[s][half];
-            limbs4(x.x, x.y, x.z, x.w, &bh[half], &bl[half]);
-        }
-        mma_s8_s8(hh, ah[s], bh);
-        mma_s8_u8(hl, ah[s], bl);
-        mma_u8_s8(lh, al[s], bh);
-        mma_u8_u8(ll, al[s], bl);
-    }
-    for (int c = 0; c < 4; c++)
-        dot[c] = 65536 * (i64)hh[c] + 256 * ((i64)hl[c] + (i64)lh[c]) + (i64)ll[c];
-}
-
-// q · k of the tile's rows against keys j0 .. j0 + 7 (zero past position n), as dots_of.
-template <int KS>
-__device__ __forceinline__ void dots8(int g, int t, const u32 (*ah)[4], const u32 (*al)[4],
-                                      const i16* kbase, int kvd, int n, int j0, i64* dot) {
-    short4 k[KS][2];
-    key_frags<KS>(g, t, kbase, kvd, n, j0, k);
-    dots_of<KS>(ah, al, k, dot);
-}
-
-// One warp's dot products for a tile (see att_dots): the queries' limbs stay in registers
-// while eight keys at a time pass as B.
-template <int KS>
-__device__ __forceinline__ void tile_dots(int lane, int rows, const int* qa, const int* qb,
-                                          const i16* kbase, int kvd, int n, int na, int nb,
-                                          double* za, double* zb) {
-    int g = lane / 4, t = lane % 4;
-    u32 ah[KS][4], al[KS][4];
-    query_limbs<KS>(t, g < rows, g + 8 < rows, qa, qb, ah, al);
     for (int j0 = 0; j0 < n; j0 += 8) {
-        i64 dot[4];
-        dots8<KS>(g, t, ah, al, kbase, kvd, n, j0, dot);
+        int hh[4] = {0, 0, 0, 0}, hl[4] = {0, 0, 0, 0}, lh[4] = {0, 0, 0, 0},
+            ll[4] = {0, 0, 0, 0};
+        int key = j0 + g;
+        const i16* kr = kbase + (i64)key * kvd;
+        for (int s = 0; s < KS; s++) {
+            // Key j0 + g's levels at dims 32 s + 4t.. and 32 s + 16 + 4t.. (zero past the
+            // tile's last position: those products are not written).
+            u32 bh[2], bl[2];
+            for (int half = 0; half < 2; half++) {
+                short4 k = {0, 0, 0, 0};
+                if (key < n) k = *(const short4*)(kr + 32 * s + 16 * half + 4 * t);
+                limbs4(k.x, k.y, k.z, k.w, &bh[half], &bl[half]);
+            }
+            mma_s8_s8(hh, ah[s], bh);
+            mma_s8_u8(hl, ah[s], bl);
+            mma_u8_s8(lh, al[s], bh);
+            mma_u8_u8(ll, al[s], bl);
+        }
         for (int c = 0; c < 4; c++) {
             int j = j0 + 2 * t + (c & 1);
+            i64 dot = 65536 * (i64)hh[c] + 256 * ((i64)hl[c] + (i64)lh[c]) + (i64)ll[c];
             if (c < 2) {
-                if (j < na) za[j] = (double)dot[c];
+                if (j < na) za[j] = (double)dot;
             } else if (j < nb) {
-                zb[j] = (double)dot[c];
+                zb[j] = (double)dot;
             }
         }
     }
@@ -190,6 +156,61 @@ extern "C" __global__ void att_dots(int tiles, const int* tile, int nh, int nkv,
 // probabilities' A fragment without an exchange between lanes: within 32 positions, K index
 // 4t + b (and 16 + 4t + b) is position 2t + b for b < 2 and 8 + 2t + b - 2 for b >= 2 (plus
 // 16); v_pack lays the values out in the same order, B fragments ready to load.
+
+// tile_dots' steps as functions, so that a pass can issue several keys' loads before their
+// products (tile_dots keeps its own inline form: the default path's code, as measured).
+
+// A tile's queries as the A operand: rows g and g + 8 (zero where absent), KS = hd / 32
+// steps of 32 dimensions, as high and low limbs.
+template <int KS>
+__device__ __forceinline__ void query_limbs(int t, bool va, bool vb, const int* qa,
+                                            const int* qb, u32 (*ah)[4], u32 (*al)[4]) {
+    for (int s = 0; s < KS; s++) {
+        for (int half = 0; half < 2; half++) {
+            int d = 32 * s + 16 * half + 4 * t;
+            int4 x = {0, 0, 0, 0}, y = {0, 0, 0, 0};
+            if (va) x = *(const int4*)(qa + d);
+            if (vb) y = *(const int4*)(qb + d);
+            limbs4(x.x, x.y, x.z, x.w, &ah[s][2 * half], &al[s][2 * half]);
+            limbs4(y.x, y.y, y.z, y.w, &ah[s][2 * half + 1], &al[s][2 * half + 1]);
+        }
+    }
+}
+
+// Key j0 + g's levels as B fragments (zero past position n): dims 32 s + 4t.. and
+// 32 s + 16 + 4t.. of step s in k[s][0] and k[s][1].
+template <int KS>
+__device__ __forceinline__ void key_frags(int g, int t, const i16* kbase, int kvd, int n,
+                                          int j0, short4 (*k)[2]) {
+    int key = j0 + g;
+    const i16* kr = kbase + (i64)key * kvd;
+    for (int s = 0; s < KS; s++)
+        for (int half = 0; half < 2; half++) {
+            k[s][half] = {0, 0, 0, 0};
+            if (key < n) k[s][half] = *(const short4*)(kr + 32 * s + 16 * half + 4 * t);
+        }
+}
+
+// q · k of the tile's rows against the keys key_frags loaded, as mma's C fragment: dot[c] is
+// row g + 8 (c / 2) against key j0 + 2t + (c % 2).
+template <int KS>
+__device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
+                                        const short4 (*k)[2], i64* dot) {
+    int hh[4] = {0, 0, 0, 0}, hl[4] = {0, 0, 0, 0}, lh[4] = {0, 0, 0, 0}, ll[4] = {0, 0, 0, 0};
+    for (int s = 0; s < KS; s++) {
+        u32 bh[2], bl[2];
+        for (int half = 0; half < 2; half++) {
+            const short4& x = k[s][half];
+            limbs4(x.x, x.y, x.z, x.w, &bh[half], &bl[half]);
+        }
+        mma_s8_s8(hh, ah[s], bh);
+        mma_s8_u8(hl, ah[s], bl);
+        mma_u8_s8(lh, al[s], bh);
+        mma_u8_u8(ll, al[s], bl);
+    }
+    for (int c = 0; c < 4; c++)
+        dot[c] = 65536 * (i64)hh[c] + 256 * ((i64)hl[c] + (i64)lh[c]) + (i64)ll[c];
+}
 
 // Softmax weights need the row's maximum before any weight and the total before any
 // probability, and exp2_neg's floored shifts do not rescale as an online softmax's would;
@@ -291,8 +312,8 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
                 if (!valid[i][c]) continue;
                 i64 p = c < 2 ? prob_level(exp2_neg(exp2, ma - sc[i][c]), ta, inva)
                               : prob_level(exp2_neg(exp2, mb - sc[i][c]), tb, invb);
-                // Tile i's positions are K's 8 (i % 2) + 2t.. in register i / 2 of row g's
-                // (even) or row g + 8's (odd) pair.
+                // Position 8 i + 2t + (c % 2) of the chunk is K index 4t + 2 (i % 2) + (c % 2)
+                // (plus 16 for i >= 2): register 2 (i / 2) for row g, one more for row g + 8.
                 int reg = 2 * (i / 2) + c / 2, sh = 8 * (2 * (i % 2) + (c & 1));
                 lo[reg] |= (u32)(p & 255) << sh;
                 hi[reg] |= (u32)(p >> 8) << sh;

@@ -2,10 +2,12 @@
 //! (`kernels.cu`, compiled by NVRTC at load), GEMMs by cuBLAS, KV caches in device memory.
 //!
 //! Linear layers are int8 GEMMs with int32 sums on the tensor cores (activations as two int8
-//! limbs; exact), or f64 GEMMs where cuBLAS refuses an int8 shape. The attention scores and
-//! P · V of a run of consecutive positions of one window (prefill) are f64 GEMMs: every
-//! partial sum is an integer below 2^53, so any summation order gives the exact result.
-//! Decoding steps, one row per window, take the attention kernels.
+//! limbs; exact), or f64 GEMMs where cuBLAS refuses an int8 shape. The attention of a run of
+//! consecutive positions of one window (prefill) takes its dot products on the int8 tensor
+//! cores (`mma.cu`'s `att_dots`, from compute capability 8.0; else an f64 GEMM) and P · V as
+//! f64 GEMMs: every partial sum is an integer below 2^53, so any summation order gives the
+//! exact result. `LMGC_CUDA_ATT_MMA=on` takes the whole of it in `mma.cu`'s `att_mma`
+//! instead. Decoding steps, one row per window, take the attention kernels.
 //!
 //! Only token ids go to the device and only the scores of the output rows come back. The
 //! kernels are ports of [`crate::exact`]'s integer code, so this engine's tables equal the
@@ -526,7 +528,8 @@ fn unless_cuda_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 /// model file's reading ([`crate::backend::open`] does).
 pub struct CompiledKernels {
     ptx: cudarc::nvrtc::Ptx,
-    /// `mma.cu`, or `None` where NVRTC cannot compile it (the f64 GEMMs remain).
+    /// `mma.cu`, or `None` where NVRTC cannot compile it (the f64 GEMMs remain; with
+    /// `LMGC_CUDA_ATT_MMA=on` that is an error instead).
     mma: Option<cudarc::nvrtc::Ptx>,
     /// Whether `mma` holds `att_mma` (`att_mma_compiled`).
     att_mma: bool,
@@ -572,6 +575,7 @@ impl CompiledKernels {
             "-std=c++17".into(),
             format!("-DPV_UNROLL={pv_unroll}"),
         ];
+        let asked = att_mma_asked()?;
         let with_att_mma = att_mma_compiled()?;
         // att_mma calls kernels.cu's helpers: compiled after it, with its options.
         let (mma_source, mma_options) = if with_att_mma {
@@ -601,9 +605,19 @@ impl CompiledKernels {
                             ..Default::default()
                         },
                     )
-                    .ok()
                 },
             );
+            // Without att_mma a failed mma.cu leaves the f64 GEMMs; asked for, it is an error.
+            let mma = match mma {
+                Ok(p) => Some(p),
+                Err(e) if asked => {
+                    return Err(Error::Backend(format!(
+                        "compiling mma.cu with att_mma (LMGC_CUDA_ATT_MMA=on) with NVRTC: {e}; \
+                         unset LMGC_CUDA_ATT_MMA for the default path"
+                    )));
+                }
+                Err(_) => None,
+            };
             ptx.map(|ptx| CompiledKernels {
                 ptx,
                 att_mma: with_att_mma && mma.is_some(),
@@ -791,7 +805,16 @@ impl CudaEngine {
             norm_block_threads: warps_setting("LMGC_CUDA_NORM_THREADS", NORM_BLOCK_THREADS)? as u32,
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
             att_dots,
-            att_mma_on: att_mma.is_some() && att_mma_asked()?,
+            att_mma_on: match (att_mma.is_some(), att_mma_asked()?) {
+                (false, true) => {
+                    return Err(Error::Unsupported(format!(
+                        "LMGC_CUDA_ATT_MMA=on: att_mma needs compute capability 8.0 or later, a \
+                         head size that is a multiple of 32 up to 128 (this model's: {hd}) and \
+                         LMGC_CUDA_QK_MMA not off; unset LMGC_CUDA_ATT_MMA"
+                    )));
+                }
+                (loaded, asked) => loaded && asked,
+            },
             att_mma,
             vpack: None,
             att_row_shared,
@@ -1140,7 +1163,8 @@ impl CudaEngine {
                         .arg(&which);
                 })?;
             }
-            // The kernels add into pv; the GEMMs and att_row overwrite their rows' entries.
+            // The kernels add into pv; the GEMMs, att_mma and att_row overwrite their rows'
+            // entries.
             if kernel_positions.is_some() && fused.is_none() {
                 let n_pv = (m * d) as i64;
                 run.launch("zero_i64", threads(m * d)?, |b| {
