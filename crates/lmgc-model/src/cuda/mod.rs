@@ -531,7 +531,7 @@ pub struct CompiledKernels {
     /// `mma.cu`, or `None` where NVRTC cannot compile it (the f64 GEMMs remain; with
     /// `LMGC_CUDA_ATT_MMA=on` that is an error instead).
     mma: Option<cudarc::nvrtc::Ptx>,
-    /// Whether `mma` holds `att_mma` (`att_mma_compiled`).
+    /// Whether `mma` holds `att_mma`.
     att_mma: bool,
     seconds: f64,
 }
@@ -546,12 +546,6 @@ fn att_mma_asked() -> Result<bool> {
             "LMGC_CUDA_ATT_MMA={v}: set on or off (default off)"
         ))),
     }
-}
-
-/// Whether `mma.cu` is compiled with `att_mma`: where asked for, and in the tests, which
-/// switch it on per engine.
-fn att_mma_compiled() -> Result<bool> {
-    Ok(cfg!(test) || att_mma_asked()?)
 }
 
 impl CompiledKernels {
@@ -576,7 +570,8 @@ impl CompiledKernels {
             format!("-DPV_UNROLL={pv_unroll}"),
         ];
         let asked = att_mma_asked()?;
-        let with_att_mma = att_mma_compiled()?;
+        // Compiled where asked for, and in the tests, which switch it on per engine.
+        let with_att_mma = cfg!(test) || asked;
         // att_mma calls kernels.cu's helpers: compiled after it, with its options.
         let (mma_source, mma_options) = if with_att_mma {
             let mut o = options.clone();
@@ -1368,7 +1363,15 @@ fn mma_kernels(
 ) -> Result<(Option<CudaFunction>, Option<AttMma>)> {
     use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
     // A block has at most 1,024 threads.
-    let max_warps = tuning("LMGC_CUDA_ATT_MMA_WARPS", ATT_MMA_WARPS)?.min(32);
+    let max_warps = match tuning("LMGC_CUDA_ATT_MMA_WARPS", ATT_MMA_WARPS)? {
+        w @ 1..=32 => w,
+        w => {
+            return Err(Error::Unsupported(format!(
+                "LMGC_CUDA_ATT_MMA_WARPS={w}: give a whole number from 1 to 32 (default \
+                 {ATT_MMA_WARPS})"
+            )));
+        }
+    };
     if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
         || !hd.is_multiple_of(32)
         || hd > 128
