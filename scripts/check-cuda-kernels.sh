@@ -87,7 +87,12 @@ template <class T> T __shfl_sync(unsigned, T v, int src) { return shfl_as(v, src
 template <class T> T __shfl_xor_sync(unsigned, T v, int m) { return shfl_as(v, m, true); }
 // A block is one warp here: its barrier is the warp's.
 inline void __syncthreads() { block_sync_emulated(); }
-inline void __syncwarp() {}
+inline void __syncwarp() { block_sync_emulated(); }
+inline bool __all_sync(unsigned, bool p) {
+    unsigned long long v = p;
+    for (int m = 1; m < 32; m <<= 1) v &= shfl_emulated(v, m, true);
+    return v != 0;
+}
 inline int __clzll(long long x) { return x ? __builtin_clzll((unsigned long long)x) : 64; }
 inline int atomicExch(int* p, int v) { int o = *p; *p = v; return o; }
 inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {

@@ -214,8 +214,8 @@ __device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
 
 // Softmax weights need the row's maximum before any weight and the total before any
 // probability, and exp2_neg's floored shifts do not rescale as an online softmax's would;
-// so three passes over the keys, each recomputing q · k on the tensor cores, which costs
-// less than keeping 16 rows of i64 scores per warp.
+// so three passes over the keys. The later two recompute q · k on the tensor cores, or
+// (tile_attention's keep) read the first's scores back from shared memory as i32.
 // The scores of 32 keys from 32 ch (four n8 tiles) against the tile's rows g and g + 8:
 // every key's loads issued before the first product. valid[i][c] says key j0 + 2t + (c % 2)
 // of tile i is below row g + 8 (c / 2)'s positions; its score is then in sc[i][c].
@@ -248,6 +248,21 @@ __device__ __forceinline__ void chunk_scores(int g, int t, const u32 (*ah)[4],
     }
 }
 
+// A chunk's kept scores (tile_attention with keep): lane's 16 i32 of chunk ch, as
+// chunk_scores gives them, validity recomputed from the rows' positions.
+__device__ __forceinline__ void kept_scores(const int4* ss, int ch, int lane, int t, int na,
+                                            int nb, i64 (*sc)[4], bool (*valid)[4]) {
+    for (int i = 0; i < 4; i++) {
+        int4 v = ss[4 * (32 * ch + lane) + i];
+        int x[4] = {v.x, v.y, v.z, v.w};
+        for (int c = 0; c < 4; c++) {
+            int j = 32 * ch + 8 * i + 2 * t + (c & 1);
+            valid[i][c] = j < (c < 2 ? na : nb);
+            sc[i][c] = x[c];
+        }
+    }
+}
+
 template <int KS>
 __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa,
                                                const int* qb, int qea, int qeb,
@@ -255,18 +270,29 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
                                                int kvd, int n, int na, int nb,
                                                i64 score_scale, const i64* exp2, const u32* vp,
                                                i64 vchunk, int hd, int4* sp, double* oa,
-                                               double* ob) {
+                                               double* ob, bool keep) {
     int g = lane / 4, t = lane % 4;
     u32 ah[KS][4], al[KS][4];
     query_limbs<KS>(t, g < rows, g + 8 < rows, qa, qb, ah, al);
     int chunks = (n + 31) / 32;
     i64 sc[4][4];
     bool valid[4][4];
-    // Row g's and row g + 8's maxima, over a row's four lanes (the four of one g).
+    // Row g's and row g + 8's maxima, over a row's four lanes (the four of one g). With
+    // keep, pass 1 also stores the scores as i32 in the warp's shared memory (16 per lane per
+    // chunk, twice the probabilities' room) and the later passes read them back instead of
+    // recomputing q · k, unless one of the warp's scores does not fit 32 bits.
     i64 ma = I64_MIN, mb = I64_MIN;
+    bool fits = true;
     for (int ch = 0; ch < chunks; ch++) {
         chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb, score_scale,
                          ch, sc, valid);
+        if (keep) {
+            for (int i = 0; i < 4; i++) {
+                for (int c = 0; c < 4; c++) fits = fits && sc[i][c] == (i64)(int)sc[i][c];
+                sp[4 * (32 * ch + lane) + i] = make_int4((int)sc[i][0], (int)sc[i][1],
+                                                         (int)sc[i][2], (int)sc[i][3]);
+            }
+        }
         for (int i = 0; i < 4; i++)
             for (int c = 0; c < 4; c++) {
                 if (!valid[i][c]) continue;
@@ -282,10 +308,15 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
         ma = oa_ > ma ? oa_ : ma;
         mb = ob_ > mb ? ob_ : mb;
     }
+    bool kept = __all_sync(0xffffffffu, keep && fits);
     i64 ta = 0, tb = 0;
     for (int ch = 0; ch < chunks; ch++) {
-        chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb, score_scale,
-                         ch, sc, valid);
+        if (kept) {
+            kept_scores(sp, ch, lane, t, na, nb, sc, valid);
+        } else {
+            chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb,
+                             score_scale, ch, sc, valid);
+        }
         for (int i = 0; i < 4; i++)
             for (int c = 0; c < 4; c++) {
                 if (!valid[i][c]) continue;
@@ -302,10 +333,17 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
     }
     double inva = 1.0 / (double)(2 * ta), invb = 1.0 / (double)(2 * tb);
     // Probabilities, 32 positions at a time, as A fragments (low limbs, then high) into the
-    // warp's shared memory: each lane reads back only what it wrote.
+    // warp's shared memory: each lane reads back only what it wrote. Kept scores share that
+    // memory: chunk ch's probabilities overwrite half of chunk ch / 2's scores, which every
+    // lane has read once the warp has read chunk ch's.
     for (int ch = 0; ch < chunks; ch++) {
-        chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb, score_scale,
-                         ch, sc, valid);
+        if (kept) {
+            kept_scores(sp, ch, lane, t, na, nb, sc, valid);
+            __syncwarp();
+        } else {
+            chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb,
+                             score_scale, ch, sc, valid);
+        }
         u32 lo[4] = {0, 0, 0, 0}, hi[4] = {0, 0, 0, 0};
         for (int i = 0; i < 4; i++)
             for (int c = 0; c < 4; c++) {
@@ -356,9 +394,10 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
 
 // Attention for tiles of up to 16 consecutive rows of one run (tile[3 i] its first row,
 // tile[3 i + 1] its rows, tile[3 i + 2] its run's first chunk in vp): a warp per (tile,
-// query head), each warp ((cap + 31) / 32) KiB of dynamic shared memory, then the block's
-// copy of the exp2 table (1,024 i64: its lookups are random, which a warp's shared memory
-// serves in a few passes where the L1 cache takes one per line touched). Writes every row's
+// query head), each warp ((cap + 31) / 32) KiB of dynamic shared memory (twice that with
+// keep: tile_attention's kept scores), then the block's copy of the exp2 table (1,024 i64:
+// its lookups are random, which a warp's shared memory serves in a few passes where the L1
+// cache takes one per line touched). Writes every row's
 // P · V sums as f64 (exact: below 2^53) into pv (rows x nh hd), where the f64 GEMM wrote
 // them: att_out_row reads them as the GEMM rows' sums. hd = 32 KS for KS <= 4; queries are
 // levels (q, rows x nh hd), keys the cache's i16 levels, values v_pack's limbs.
@@ -366,9 +405,9 @@ extern "C" __global__ void att_mma(int tiles, const int* tile, int nh, int nkv, 
                                    const int* q, const int* qexp, const i16* kc,
                                    const int* kexpc, const int* pos, const int* slot,
                                    i64 score_scale, const i64* exp2, const u32* vp, int layer,
-                                   int slots, int cap, double* pv) {
+                                   int slots, int cap, double* pv, int keep) {
     extern __shared__ int4 sq4[];
-    int per_warp = (cap + 31) / 32 * 64;
+    int per_warp = (cap + 31) / 32 * (keep ? 128 : 64);
     i64* sexp2 = (i64*)(sq4 + (i64)(blockDim.x / 32) * per_warp);
     for (int i = threadIdx.x; i < 1024; i += blockDim.x) sexp2[i] = exp2[i];
     __syncthreads();
@@ -395,13 +434,17 @@ extern "C" __global__ void att_mma(int tiles, const int* tile, int nh, int nkv, 
     double* ob = pv + ((i64)rb * nh + head) * hd;
     switch (hd / 32) {
         case 1: tile_attention<1>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob); break;
+                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
+                break;
         case 2: tile_attention<2>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob); break;
+                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
+                break;
         case 3: tile_attention<3>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob); break;
+                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
+                break;
         case 4: tile_attention<4>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob); break;
+                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
+                break;
     }
 }
 

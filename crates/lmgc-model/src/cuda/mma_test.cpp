@@ -133,7 +133,7 @@ static int check(int nh, int nkv, int hd, int cap, std::vector<int> runs, unsign
 // given as (rows, first position) pairs; rows outside the runs (a `gap` of them before each
 // run) must keep their entries.
 static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> runs, int gap,
-                           unsigned seed) {
+                           unsigned seed, bool wide = false) {
     std::mt19937_64 rng(seed);
     auto uni = [&](long long lo, long long hi) {
         return lo + (long long)(rng() % (unsigned long long)(hi - lo + 1));
@@ -175,8 +175,10 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
     for (auto& x : vc) x = (int)uni(-(1 << 23) + 1, (1 << 23) - 1);
     for (int i = 0; i < 64; i++) vc[(size_t)uni(0, (long long)vc.size() - 1)] = i % 2 ? (1 << 23) - 1 : -(1 << 23) + 1;
     // Exponents that spread the scores over a few bits (flat rows) to many (peaked ones).
-    for (auto& x : qexp) x = (int)uni(-20, -10);
-    for (auto& x : kexp) x = (int)uni(-18, -10);
+    // `wide`: exponents whose scores pass 32 bits in some rows (att_mma's kept scores then
+    // give way to recomputing them).
+    for (auto& x : qexp) x = wide ? (int)uni(-4, 0) : (int)uni(-20, -10);
+    for (auto& x : kexp) x = wide ? (int)uni(-4, 0) : (int)uni(-18, -10);
     // Every word written (v_pack zeroes positions past a window), none past the runs' chunks.
     std::vector<uint2> vp((size_t)chunks * 12 * kvd + 1, uint2{0xa5a5a5a5u, 0xa5a5a5a5u});
     int runs_n = (int)table.size() / 3;
@@ -197,12 +199,18 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
         return 1;
     }
     const double mark = -0.5;
-    std::vector<double> pv((size_t)M * nh * hd, mark);
-    run_warps(tiles * nh, [&] {
-        att_mma(tiles, tile.data(), nh, nkv, hd, q.data(), qexp.data(), kc.data(), kexp.data(),
-                pos.data(), slot.data(), score_scale, exp2.data(), (const u32*)vp.data(), layer,
-                slots, cap, pv.data());
-    });
+    // Scores recomputed in every pass (keep 0) and kept from the first (keep 1).
+    std::vector<double> pvs[2];
+    for (int keep = 0; keep < 2; keep++) {
+        pvs[keep].assign((size_t)M * nh * hd, mark);
+        double* pv = pvs[keep].data();
+        run_warps(tiles * nh, [&] {
+            att_mma(tiles, tile.data(), nh, nkv, hd, q.data(), qexp.data(), kc.data(),
+                    kexp.data(), pos.data(), slot.data(), score_scale, exp2.data(),
+                    (const u32*)vp.data(), layer, slots, cap, pv, keep);
+        });
+    }
+    int over = 0;
     std::vector<bool> in_run(M, false);
     for (int i = 0; i < tiles; i++)
         for (int r = tile[3 * i]; r < tile[3 * i] + tile[3 * i + 1]; r++) in_run[r] = true;
@@ -218,6 +226,7 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
                 i64 dot = 0;
                 for (int i = 0; i < hd; i++) dot += (i64)q[((size_t)r * nh + h) * hd + i] * k[i];
                 s[j] = score_of(dot, qexp[r * nh + h], kexp[(cache * cap + j) * nkv + kvh], score_scale);
+                over += s[j] != (i64)(int)s[j];
                 mx = std::max(mx, s[j]);
             }
             for (int j = 0; j < n; j++) total += exp2_neg(exp2.data(), mx - s[j]);
@@ -227,14 +236,20 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
                 i64 p = prob_level(exp2_neg(exp2.data(), mx - s[j]), total, inv);
                 for (int i = 0; i < hd; i++) sum[i] += p * vc[(cache * cap + j) * kvd + kvh * hd + i];
             }
-            for (int i = 0; i < hd; i++) {
-                double got = pv[((size_t)r * nh + h) * hd + i];
-                double want = in_run[r] ? (double)sum[i] : mark;
-                if (got != want && bad++ < 5)
-                    std::printf("att_mma: row %d head %d channel %d: %.1f, want %.1f\n", r, h, i,
-                                got, want);
-            }
+            for (int keep = 0; keep < 2; keep++)
+                for (int i = 0; i < hd; i++) {
+                    double got = pvs[keep][((size_t)r * nh + h) * hd + i];
+                    double want = in_run[r] ? (double)sum[i] : mark;
+                    if (got != want && bad++ < 5)
+                        std::printf("att_mma (keep %d): row %d head %d channel %d: %.1f, want "
+                                    "%.1f\n", keep, r, h, i, got, want);
+                }
         }
+    if (wide != (over > 0)) {
+        std::printf("att_mma: %d scores past 32 bits where the case wants %s\n", over,
+                    wide ? "some" : "none");
+        return bad + 1;
+    }
     return bad;
 }
 
@@ -254,7 +269,8 @@ int main() {
     bad = check_attention(9, 3, 64, 80, {40, 0, 17, 5, 33, 0, 16, 64}, 3, 4) +
           check_attention(4, 2, 32, 40, {33, 0, 16, 20}, 0, 5) +
           check_attention(2, 1, 128, 24, {24, 0}, 1, 6) +
-          check_attention(3, 1, 64, 600, {20, 580}, 2, 7);
+          check_attention(3, 1, 64, 600, {20, 580}, 2, 7) +
+          check_attention(9, 3, 64, 80, {40, 0, 17, 5, 33, 0}, 1, 8, true);
     if (bad) {
         std::printf("att_mma: %d wrong entries\n", bad);
         return 1;

@@ -537,13 +537,20 @@ pub struct CompiledKernels {
 }
 
 /// Whether `LMGC_CUDA_ATT_MMA=on` asks for `att_mma` (off by default: unmeasured in its
-/// current form, docs/perf.md stop 28); other values than `on` and `off` are refused.
+/// current form, docs/perf.md stop 28).
 fn att_mma_asked() -> Result<bool> {
-    match std::env::var("LMGC_CUDA_ATT_MMA").as_deref() {
-        Err(_) | Ok("off") => Ok(false),
+    switch("LMGC_CUDA_ATT_MMA", false)
+}
+
+/// An on/off setting, `default` where unset; other values are refused.
+fn switch(var: &str, default: bool) -> Result<bool> {
+    match std::env::var(var).as_deref() {
+        Err(_) => Ok(default),
+        Ok("off") => Ok(false),
         Ok("on") => Ok(true),
         Ok(v) => Err(Error::Unsupported(format!(
-            "LMGC_CUDA_ATT_MMA={v}: set on or off (default off)"
+            "{var}={v}: set on or off (default {})",
+            if default { "on" } else { "off" }
         ))),
     }
 }
@@ -1190,9 +1197,10 @@ impl CudaEngine {
                 let cfg = LaunchConfig {
                     grid_dim: (grid((n_tiles * nh).div_ceil(warps))?, 1, 1),
                     block_dim: (32 * warps as u32, 1, 1),
-                    shared_mem_bytes: AttMma::shared_bytes(warps, cap as usize) as u32,
+                    shared_mem_bytes: mm.shared_bytes(warps, cap as usize) as u32,
                 };
                 let n_tiles = n_tiles as i32;
+                let keep = i32::from(mm.keep);
                 run.launch_fn("att_mma", &mm.att, cfg, |b| {
                     b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi).arg(&hdi);
                     b.arg(&ws.q).arg(&ws.qexp).arg(&caches.k).arg(&caches.kexp);
@@ -1200,7 +1208,12 @@ impl CudaEngine {
                         .arg(&ws.slot)
                         .arg(&self.score_scale)
                         .arg(&self.exp2);
-                    b.arg(vp).arg(&li).arg(&slots).arg(&cap).arg(&ws.pv);
+                    b.arg(vp)
+                        .arg(&li)
+                        .arg(&slots)
+                        .arg(&cap)
+                        .arg(&ws.pv)
+                        .arg(&keep);
                 })?;
             }
             if let Some(cfg) = fused {
@@ -1372,6 +1385,7 @@ fn mma_kernels(
             )));
         }
     };
+    let keep = switch("LMGC_CUDA_ATT_MMA_KEEP", true)?;
     if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
         || !hd.is_multiple_of(32)
         || hd > 128
@@ -1413,6 +1427,7 @@ fn mma_kernels(
                 pack,
                 shared,
                 max_warps,
+                keep,
             })
         })
         .flatten();
@@ -1427,25 +1442,28 @@ struct AttMma {
     shared: usize,
     /// Most warps per block (`ATT_MMA_WARPS`; `LMGC_CUDA_ATT_MMA_WARPS`).
     max_warps: usize,
+    /// Whether the first pass keeps the scores for the other two instead of their
+    /// recomputing q · k (`LMGC_CUDA_ATT_MMA_KEEP`, default on), at twice the shared memory.
+    keep: bool,
 }
 
 impl AttMma {
     /// Warps per block for windows of `cap` positions (each warp keeps its rows'
-    /// probabilities, a KiB per 32 positions, beside the block's exp2 table), or `None` where
-    /// one warp's do not fit.
+    /// probabilities, a KiB per 32 positions, or their scores, two, beside the block's exp2
+    /// table), or `None` where one warp's do not fit.
     fn warps(&self, cap: usize) -> Option<usize> {
-        let w = (self.shared.saturating_sub(ATT_MMA_TABLE_BYTES) / Self::warp_bytes(cap))
+        let w = (self.shared.saturating_sub(ATT_MMA_TABLE_BYTES) / self.warp_bytes(cap))
             .min(self.max_warps);
         (w > 0 && cap <= ATT_MMA_MAX_POSITIONS).then_some(w)
     }
 
-    fn warp_bytes(cap: usize) -> usize {
-        cap.div_ceil(32) * 1024
+    fn warp_bytes(&self, cap: usize) -> usize {
+        cap.div_ceil(32) * if self.keep { 2048 } else { 1024 }
     }
 
     /// The dynamic shared memory of a block of `warps` warps.
-    fn shared_bytes(warps: usize, cap: usize) -> usize {
-        warps * Self::warp_bytes(cap) + ATT_MMA_TABLE_BYTES
+    fn shared_bytes(&self, warps: usize, cap: usize) -> usize {
+        warps * self.warp_bytes(cap) + ATT_MMA_TABLE_BYTES
     }
 }
 

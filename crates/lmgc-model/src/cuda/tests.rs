@@ -129,7 +129,7 @@ fn check_windows(
     seed: u64,
     lens: &[usize],
     positions: usize,
-    tweak: fn(&mut CudaEngine),
+    tweak: impl Fn(&mut CudaEngine),
 ) {
     let vocab = c.vocab;
     let Some((mut host, mut gpu)) = engines(c, seed, positions) else {
@@ -343,9 +343,16 @@ fn one_run_per_copy_matches_the_host_engine() {
 /// The runs' whole attention on the int8 tensor cores (`att_mma`, mma.cu;
 /// `LMGC_CUDA_ATT_MMA=on`) for head sizes of 32, 64 (SmolLM2's) and 128: runs of one tile
 /// and of many, windows of 600 positions (four warps' probabilities past the 48 KiB any
-/// kernel gets) and of 2,100 (three warps per block).
+/// kernel gets) and of 2,100 (three warps per block, or one keeping scores); scores kept
+/// from the first pass and recomputed in each.
 #[test]
 fn attention_on_tensor_cores_matches_the_host_engine() {
+    for keep in [true, false] {
+        attention_on_tensor_cores(keep);
+    }
+}
+
+fn attention_on_tensor_cores(keep: bool) {
     for (c, seed, lens, positions) in [
         (
             config(2, 128, 4, 2, 160, 300),
@@ -368,7 +375,10 @@ fn attention_on_tensor_cores_matches_the_host_engine() {
         (config(1, 192, 3, 1, 160, 300), 29, &[2100, 5][..], 2112),
     ] {
         check_windows(c, seed, lens, positions, |g| {
-            assert!(g.att_mma.is_some(), "att_mma not loaded");
+            let Some(mm) = g.att_mma.as_mut() else {
+                panic!("att_mma not loaded");
+            };
+            mm.keep = keep;
             g.att_mma_on = true;
         });
     }
@@ -388,7 +398,10 @@ fn attention_on_tensor_cores_in_pieces_matches_the_host_engine() {
         .enumerate()
         .map(|(i, &n)| tokens(50 + i as u64, n, c.vocab))
         .collect();
-    for first in [20, 100, 290] {
+    for (first, keep) in [(20, true), (100, false), (290, true)] {
+        if let Some(mm) = gpu.att_mma.as_mut() {
+            mm.keep = keep;
+        }
         let want = run_in_pieces(&mut host, &windows, first);
         let got = run_in_pieces(&mut gpu, &windows, first);
         let differs = got.iter().zip(&want).position(|(g, w)| g != w);
