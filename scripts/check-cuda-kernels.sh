@@ -35,8 +35,8 @@ inline long long __double_as_longlong(double d) { long long v; __builtin_memcpy(
 SHIM
 { echo '#include "shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu; } > "$tmp/k.cpp"
 for warp in 32 1; do
-    g++ -std=c++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Werror -DWARP=$warp \
-        -I"$tmp" "$tmp/k.cpp"
+    g++ -std=c++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas \
+        -Werror -DWARP=$warp -I"$tmp" "$tmp/k.cpp"
 done
 echo "kernels.cu compiles as C++ with WARP=32 and WARP=1"
 # The fast paths of its integer helpers against their definitions (host-run).
@@ -106,9 +106,15 @@ inline long long __double_as_longlong(double d) { long long v; std::memcpy(&v, &
 SHIM
 # Alone, as the engine compiles it without att_mma (LMGC_CUDA_ATT_MMA unset).
 { echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/mma.cu; } > "$tmp/m0.cpp"
-g++ -std=c++20 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -I"$tmp" "$tmp/m0.cpp"
+g++ -std=c++20 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -I"$tmp" \
+    "$tmp/m0.cpp"
 { echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu \
     crates/lmgc-model/src/cuda/mma.cu crates/lmgc-model/src/cuda/mma_test.cpp; } > "$tmp/m.cpp"
-g++ -std=c++20 -O1 -pthread -fno-strict-aliasing -DATT_MMA -Wall -Wextra -Wno-unused-parameter \
-    -Wno-unused-function -Wno-unknown-pragmas -I"$tmp" "$tmp/m.cpp" -o "$tmp/m"
-"$tmp/m"
+# att_mma's key loads four tiles at a time (the default) and two (LMGC_CUDA_ATT_MMA_LOADS).
+for loads in 4 2; do
+    g++ -std=c++20 -O1 -pthread -fno-strict-aliasing -DATT_MMA -DATT_MMA_LOADS=$loads -Wall \
+        -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas -I"$tmp" \
+        "$tmp/m.cpp" -o "$tmp/m"
+    echo "att_mma with ATT_MMA_LOADS=$loads:"
+    "$tmp/m"
+done

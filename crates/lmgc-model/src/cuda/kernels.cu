@@ -566,10 +566,15 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     int o = head < nh ? head * hd : d + (head - nh) * hd;
     int e = hexp[r] + wexp;
     i64 half = (i64)M * width, at = (i64)r * width;
+    // A lane's pairs are p = lane + WARP k, k < HEAD_SLOTS / 2, slots 2k and 2k + 1 of sum and
+    // rot: loops over k with a constant bound, unrolled, keep both arrays in registers (a
+    // loop over p indexed them at run time, in local memory).
     i64 sum[HEAD_SLOTS];
     u64 m = 0;
-    int n = 0;
-    for (int p = lane; p < pairs; p += WARP, n += 2) {
+    #pragma unroll
+    for (int k = 0; k < HEAD_SLOTS / 2; k++) {
+        int p = lane + WARP * k, n = 2 * k;
+        if (p >= pairs) break;
         int c = o + 2 * p;
         sum[n] = sum_at(acc, g, rowsum, half, at + c, c);
         sum[n + 1] = sum_at(acc, g, rowsum, half, at + c + 1, c + 1);
@@ -593,8 +598,10 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     int p0 = pos[r];
     i64 rot[HEAD_SLOTS];
     u64 m2 = 0;
-    n = 0;
-    for (int p = lane; p < pairs; p += WARP, n += 2) {
+    #pragma unroll
+    for (int k = 0; k < HEAD_SLOTS / 2; k++) {
+        int p = lane + WARP * k, n = 2 * k;
+        if (p >= pairs) break;
         int c = o + 2 * p;
         const i64 L30 = (i64)1 << 30;
         i64 a, b;
@@ -617,10 +624,12 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
     i64 levels = head < nh ? 32767 : k_levels;
     int s2 = quant_shift(m2, levels);
     int er = e1 - 30 + s2;
-    n = 0;
     if (head < nh) {
         int* out = q + (i64)r * d + head * hd;
-        for (int p = lane; p < pairs; p += WARP, n += 2) {
+        #pragma unroll
+        for (int k = 0; k < HEAD_SLOTS / 2; k++) {
+            int p = lane + WARP * k, n = 2 * k;
+            if (p >= pairs) break;
             out[2 * p] = quant_apply64(rot[n], s2, levels);
             out[2 * p + 1] = quant_apply64(rot[n + 1], s2, levels);
         }
@@ -629,7 +638,10 @@ extern "C" __global__ void qk_rope(int M, int nh, int nkv, int hd, const i64* ac
         int kvh = head - nh;
         i64 base = (((i64)layer * slots + slot[r]) * cap + p0) * nkv + kvh;
         i16* out = kc + base * hd;
-        for (int p = lane; p < pairs; p += WARP, n += 2) {
+        #pragma unroll
+        for (int k = 0; k < HEAD_SLOTS / 2; k++) {
+            int p = lane + WARP * k, n = 2 * k;
+            if (p >= pairs) break;
             out[2 * p] = (i16)quant_apply64(rot[n], s2, levels);
             out[2 * p + 1] = (i16)quant_apply64(rot[n + 1], s2, levels);
         }

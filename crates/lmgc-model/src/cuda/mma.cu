@@ -165,7 +165,9 @@ extern "C" __global__ void att_dots(int tiles, const int* tile, int nh, int nkv,
 template <int KS>
 __device__ __forceinline__ void query_limbs(int t, bool va, bool vb, const int* qa,
                                             const int* qb, u32 (*ah)[4], u32 (*al)[4]) {
+    #pragma unroll
     for (int s = 0; s < KS; s++) {
+        #pragma unroll
         for (int half = 0; half < 2; half++) {
             int d = 32 * s + 16 * half + 4 * t;
             int4 x = {0, 0, 0, 0}, y = {0, 0, 0, 0};
@@ -184,7 +186,9 @@ __device__ __forceinline__ void key_frags(int g, int t, const i16* kbase, int kv
                                           int j0, short4 (*k)[2]) {
     int key = j0 + g;
     const i16* kr = kbase + (i64)key * kvd;
+    #pragma unroll
     for (int s = 0; s < KS; s++)
+        #pragma unroll
         for (int half = 0; half < 2; half++) {
             k[s][half] = {0, 0, 0, 0};
             if (key < n) k[s][half] = *(const short4*)(kr + 32 * s + 16 * half + 4 * t);
@@ -197,8 +201,10 @@ template <int KS>
 __device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
                                         const short4 (*k)[2], i64* dot) {
     int hh[4] = {0, 0, 0, 0}, hl[4] = {0, 0, 0, 0}, lh[4] = {0, 0, 0, 0}, ll[4] = {0, 0, 0, 0};
+    #pragma unroll
     for (int s = 0; s < KS; s++) {
         u32 bh[2], bl[2];
+        #pragma unroll
         for (int half = 0; half < 2; half++) {
             const short4& x = k[s][half];
             limbs4(x.x, x.y, x.z, x.w, &bh[half], &bl[half]);
@@ -208,6 +214,7 @@ __device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
         mma_u8_s8(lh, al[s], bh);
         mma_u8_u8(ll, al[s], bl);
     }
+    #pragma unroll
     for (int c = 0; c < 4; c++)
         dot[c] = 65536 * (i64)hh[c] + 256 * ((i64)hl[c] + (i64)lh[c]) + (i64)ll[c];
 }
@@ -216,49 +223,72 @@ __device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
 // probability, and exp2_neg's floored shifts do not rescale as an online softmax's would;
 // so three passes over the keys. The later two recompute q · k on the tensor cores, or
 // (tile_attention's keep) read the first's scores back from shared memory as i32.
+// Key tiles (of 8) loaded before their products, 1, 2 or 4 (LMGC_CUDA_ATT_MMA_LOADS): more
+// loads in flight per warp, or fewer registers and so more warps (SmolLM2's heads of 64: 96,
+// 120 and 151 registers for sm_90, scripts/cuda-registers.sh).
+#ifndef ATT_MMA_LOADS
+#define ATT_MMA_LOADS 4
+#endif
+
 // The scores of 32 keys from 32 ch (four n8 tiles) against the tile's rows g and g + 8:
-// every key's loads issued before the first product. valid[i][c] says key j0 + 2t + (c % 2)
-// of tile i is below row g + 8 (c / 2)'s positions; its score is then in sc[i][c].
-template <int KS>
+// ATT_MMA_LOADS tiles' loads issued before their products, then use(i, c, score, valid) for each
+// of the lane's 16, in order, where valid says key 32 ch + 8 i + 2t + (c % 2) is below row
+// g + 8 (c / 2)'s positions (the score is 0 where not). Each score goes to `use` as it is
+// made, so that no more than a tile's are live.
+
+
+template <int KS, class Use>
 __device__ __forceinline__ void chunk_scores(int g, int t, const u32 (*ah)[4],
                                              const u32 (*al)[4], const i16* kbase,
                                              const int* ke, int nkv, int kvd, int n, int na,
                                              int nb, int qea, int qeb, i64 score_scale, int ch,
-                                             i64 (*sc)[4], bool (*valid)[4]) {
-    short4 k[4][KS][2];
-    int kexp[4][2];
-    for (int i = 0; i < 4; i++) {
-        int j0 = 32 * ch + 8 * i;
-        key_frags<KS>(g, t, kbase, kvd, n, j0, k[i]);
-        for (int b = 0; b < 2; b++) {
-            int j = j0 + 2 * t + b;
-            kexp[i][b] = j < n ? ke[(i64)j * nkv] : 0;
+                                             Use&& use) {
+    #pragma unroll
+    for (int i0 = 0; i0 < 4; i0 += ATT_MMA_LOADS) {
+        short4 k[ATT_MMA_LOADS][KS][2];
+        int kexp[ATT_MMA_LOADS][2];
+        #pragma unroll
+        for (int l = 0; l < ATT_MMA_LOADS; l++) {
+            int j0 = 32 * ch + 8 * (i0 + l);
+            key_frags<KS>(g, t, kbase, kvd, n, j0, k[l]);
+            #pragma unroll
+            for (int b = 0; b < 2; b++) {
+                int j = j0 + 2 * t + b;
+                kexp[l][b] = j < n ? ke[(i64)j * nkv] : 0;
+            }
         }
-    }
-    for (int i = 0; i < 4; i++) {
-        i64 dot[4];
-        dots_of<KS>(ah, al, k[i], dot);
-        for (int c = 0; c < 4; c++) {
-            int j = 32 * ch + 8 * i + 2 * t + (c & 1);
-            valid[i][c] = j < (c < 2 ? na : nb);
-            sc[i][c] = valid[i][c]
-                           ? score_of(dot[c], c < 2 ? qea : qeb, kexp[i][c & 1], score_scale)
-                           : 0;
+        #pragma unroll
+        for (int l = 0; l < ATT_MMA_LOADS; l++) {
+            int i = i0 + l;
+            i64 dot[4];
+            dots_of<KS>(ah, al, k[l], dot);
+            #pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int j = 32 * ch + 8 * i + 2 * t + (c & 1);
+                bool valid = j < (c < 2 ? na : nb);
+                use(i, c,
+                    valid ? score_of(dot[c], c < 2 ? qea : qeb, kexp[l][c & 1], score_scale)
+                          : 0,
+                    valid);
+            }
         }
     }
 }
 
-// A chunk's kept scores (tile_attention with keep): lane's 16 i32 of chunk ch, as
-// chunk_scores gives them, validity recomputed from the rows' positions.
+// A chunk's kept scores (tile_attention with keep) to use(i, c, score, valid) as
+// chunk_scores gives them: the lane's 16 i32 of chunk ch, validity recomputed from the rows'
+// positions.
+template <class Use>
 __device__ __forceinline__ void kept_scores(const int4* ss, int ch, int lane, int t, int na,
-                                            int nb, i64 (*sc)[4], bool (*valid)[4]) {
+                                            int nb, Use&& use) {
+    #pragma unroll
     for (int i = 0; i < 4; i++) {
         int4 v = ss[4 * (32 * ch + lane) + i];
         int x[4] = {v.x, v.y, v.z, v.w};
+        #pragma unroll
         for (int c = 0; c < 4; c++) {
             int j = 32 * ch + 8 * i + 2 * t + (c & 1);
-            valid[i][c] = j < (c < 2 ? na : nb);
-            sc[i][c] = x[c];
+            use(i, c, (i64)x[c], j < (c < 2 ? na : nb));
         }
     }
 }
@@ -275,8 +305,6 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
     u32 ah[KS][4], al[KS][4];
     query_limbs<KS>(t, g < rows, g + 8 < rows, qa, qb, ah, al);
     int chunks = (n + 31) / 32;
-    i64 sc[4][4];
-    bool valid[4][4];
     // Row g's and row g + 8's maxima, over a row's four lanes (the four of one g). With
     // keep, pass 1 also stores the scores as i32 in the warp's shared memory (16 per lane per
     // chunk, twice the probabilities' room) and the later passes read them back instead of
@@ -284,25 +312,25 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
     i64 ma = I64_MIN, mb = I64_MIN;
     bool fits = true;
     for (int ch = 0; ch < chunks; ch++) {
+        int x[4];
         chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb, score_scale,
-                         ch, sc, valid);
-        if (keep) {
-            for (int i = 0; i < 4; i++) {
-                for (int c = 0; c < 4; c++) fits = fits && sc[i][c] == (i64)(int)sc[i][c];
-                sp[4 * (32 * ch + lane) + i] = make_int4((int)sc[i][0], (int)sc[i][1],
-                                                         (int)sc[i][2], (int)sc[i][3]);
-            }
-        }
-        for (int i = 0; i < 4; i++)
-            for (int c = 0; c < 4; c++) {
-                if (!valid[i][c]) continue;
-                if (c < 2) {
-                    ma = sc[i][c] > ma ? sc[i][c] : ma;
-                } else {
-                    mb = sc[i][c] > mb ? sc[i][c] : mb;
-                }
-            }
+                         ch, [&](int i, int c, i64 sc, bool valid) {
+                             if (keep) {
+                                 fits = fits && sc == (i64)(int)sc;
+                                 x[c] = (int)sc;
+                                 if (c == 3)
+                                     sp[4 * (32 * ch + lane) + i] =
+                                         make_int4(x[0], x[1], x[2], x[3]);
+                             }
+                             if (!valid) return;
+                             if (c < 2) {
+                                 ma = sc > ma ? sc : ma;
+                             } else {
+                                 mb = sc > mb ? sc : mb;
+                             }
+                         });
     }
+    #pragma unroll
     for (int m = 1; m < 4; m <<= 1) {
         i64 oa_ = __shfl_xor_sync(0xffffffffu, ma, m), ob_ = __shfl_xor_sync(0xffffffffu, mb, m);
         ma = oa_ > ma ? oa_ : ma;
@@ -310,23 +338,23 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
     }
     bool kept = __all_sync(0xffffffffu, keep && fits);
     i64 ta = 0, tb = 0;
+    auto total = [&](int, int c, i64 sc, bool valid) {
+        if (!valid) return;
+        if (c < 2) {
+            ta += exp2_neg(exp2, ma - sc);
+        } else {
+            tb += exp2_neg(exp2, mb - sc);
+        }
+    };
     for (int ch = 0; ch < chunks; ch++) {
         if (kept) {
-            kept_scores(sp, ch, lane, t, na, nb, sc, valid);
+            kept_scores(sp, ch, lane, t, na, nb, total);
         } else {
             chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb,
-                             score_scale, ch, sc, valid);
+                             score_scale, ch, total);
         }
-        for (int i = 0; i < 4; i++)
-            for (int c = 0; c < 4; c++) {
-                if (!valid[i][c]) continue;
-                if (c < 2) {
-                    ta += exp2_neg(exp2, ma - sc[i][c]);
-                } else {
-                    tb += exp2_neg(exp2, mb - sc[i][c]);
-                }
-            }
     }
+    #pragma unroll
     for (int m = 1; m < 4; m <<= 1) {
         ta += __shfl_xor_sync(0xffffffffu, ta, m);
         tb += __shfl_xor_sync(0xffffffffu, tb, m);
@@ -337,25 +365,24 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
     // memory: chunk ch's probabilities overwrite half of chunk ch / 2's scores, which every
     // lane has read once the warp has read chunk ch's.
     for (int ch = 0; ch < chunks; ch++) {
+        u32 lo[4] = {0, 0, 0, 0}, hi[4] = {0, 0, 0, 0};
+        auto prob = [&](int i, int c, i64 sc, bool valid) {
+            if (!valid) return;
+            i64 p = c < 2 ? prob_level(exp2_neg(exp2, ma - sc), ta, inva)
+                          : prob_level(exp2_neg(exp2, mb - sc), tb, invb);
+            // Position 8 i + 2t + (c % 2) of the chunk is K index 4t + 2 (i % 2) + (c % 2)
+            // (plus 16 for i >= 2): register 2 (i / 2) for row g, one more for row g + 8.
+            int reg = 2 * (i / 2) + c / 2, sh = 8 * (2 * (i % 2) + (c & 1));
+            lo[reg] |= (u32)(p & 255) << sh;
+            hi[reg] |= (u32)(p >> 8) << sh;
+        };
         if (kept) {
-            kept_scores(sp, ch, lane, t, na, nb, sc, valid);
+            kept_scores(sp, ch, lane, t, na, nb, prob);
             __syncwarp();
         } else {
             chunk_scores<KS>(g, t, ah, al, kbase, ke, nkv, kvd, n, na, nb, qea, qeb,
-                             score_scale, ch, sc, valid);
+                             score_scale, ch, prob);
         }
-        u32 lo[4] = {0, 0, 0, 0}, hi[4] = {0, 0, 0, 0};
-        for (int i = 0; i < 4; i++)
-            for (int c = 0; c < 4; c++) {
-                if (!valid[i][c]) continue;
-                i64 p = c < 2 ? prob_level(exp2_neg(exp2, ma - sc[i][c]), ta, inva)
-                              : prob_level(exp2_neg(exp2, mb - sc[i][c]), tb, invb);
-                // Position 8 i + 2t + (c % 2) of the chunk is K index 4t + 2 (i % 2) + (c % 2)
-                // (plus 16 for i >= 2): register 2 (i / 2) for row g, one more for row g + 8.
-                int reg = 2 * (i / 2) + c / 2, sh = 8 * (2 * (i % 2) + (c & 1));
-                lo[reg] |= (u32)(p & 255) << sh;
-                hi[reg] |= (u32)(p >> 8) << sh;
-            }
         sp[2 * (32 * ch + lane)] = make_int4((int)lo[0], (int)lo[1], (int)lo[2], (int)lo[3]);
         sp[2 * (32 * ch + lane) + 1] = make_int4((int)hi[0], (int)hi[1], (int)hi[2], (int)hi[3]);
     }
@@ -379,6 +406,7 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
             mma_u8_s8(a16, lo, v2);
             mma_u8_s8(a24, hi, v2);
         }
+        #pragma unroll
         for (int c = 0; c < 4; c++) {
             i64 sum = (i64)a0[c] + 256 * (i64)a8[c] + 65536 * (i64)a16[c] +
                       16777216 * (i64)a24[c];
@@ -399,13 +427,17 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
 // its lookups are random, which a warp's shared memory serves in a few passes where the L1
 // cache takes one per line touched). Writes every row's
 // P · V sums as f64 (exact: below 2^53) into pv (rows x nh hd), where the f64 GEMM wrote
-// them: att_out_row reads them as the GEMM rows' sums. hd = 32 KS for KS <= 4; queries are
+// them: att_out_row reads them as the GEMM rows' sums. hd = 32 KS for KS <= 4 (a kernel per
+// head size, att_mma_h32 to att_mma_h128: each gets the registers its own KS needs, and
+// none keeps its arrays in local memory, which one kernel for every size did); queries are
 // levels (q, rows x nh hd), keys the cache's i16 levels, values v_pack's limbs.
-extern "C" __global__ void att_mma(int tiles, const int* tile, int nh, int nkv, int hd,
-                                   const int* q, const int* qexp, const i16* kc,
-                                   const int* kexpc, const int* pos, const int* slot,
-                                   i64 score_scale, const i64* exp2, const u32* vp, int layer,
-                                   int slots, int cap, double* pv, int keep) {
+template <int KS>
+__device__ __forceinline__ void att_mma(int tiles, const int* tile, int nh, int nkv,
+                                        const int* q, const int* qexp, const i16* kc,
+                                        const int* kexpc, const int* pos, const int* slot,
+                                        i64 score_scale, const i64* exp2, const u32* vp,
+                                        int layer, int slots, int cap, double* pv, int keep) {
+    const int hd = 32 * KS;
     extern __shared__ int4 sq4[];
     int per_warp = (cap + 31) / 32 * (keep ? 128 : 64);
     i64* sexp2 = (i64*)(sq4 + (i64)(blockDim.x / 32) * per_warp);
@@ -432,21 +464,24 @@ extern "C" __global__ void att_mma(int tiles, const int* tile, int nh, int nkv, 
     const int* qb = q + ((i64)rb * nh + head) * hd;
     double* oa = pv + ((i64)ra * nh + head) * hd;
     double* ob = pv + ((i64)rb * nh + head) * hd;
-    switch (hd / 32) {
-        case 1: tile_attention<1>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
-                break;
-        case 2: tile_attention<2>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
-                break;
-        case 3: tile_attention<3>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
-                break;
-        case 4: tile_attention<4>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
-                                  score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
-                break;
-    }
+    tile_attention<KS>(lane, rows, qa, qb, qea, qeb, kbase, ke, nkv, kvd, n, na, nb,
+                       score_scale, sexp2, vp_run, vchunk, hd, sp, oa, ob, keep != 0);
 }
+
+#define ATT_MMA_KERNEL(NAME, KS)                                                               \
+    extern "C" __global__ void NAME(int tiles, const int* tile, int nh, int nkv,              \
+                                    const int* q, const int* qexp, const i16* kc,             \
+                                    const int* kexpc, const int* pos, const int* slot,        \
+                                    i64 score_scale, const i64* exp2, const u32* vp,          \
+                                    int layer, int slots, int cap, double* pv, int keep) {    \
+        att_mma<KS>(tiles, tile, nh, nkv, q, qexp, kc, kexpc, pos, slot, score_scale, exp2,   \
+                    vp, layer, slots, cap, pv, keep);                                          \
+    }
+ATT_MMA_KERNEL(att_mma_h32, 1)
+ATT_MMA_KERNEL(att_mma_h64, 2)
+ATT_MMA_KERNEL(att_mma_h96, 3)
+ATT_MMA_KERNEL(att_mma_h128, 4)
+#undef ATT_MMA_KERNEL
 
 // The values of the runs' windows as att_mma's B fragments: runs[3 y] is run y's window slot,
 // runs[3 y + 1] its positions (from 0), runs[3 y + 2] its first chunk of 32 positions in vp;
@@ -465,6 +500,7 @@ extern "C" __global__ void v_pack(int nkv, int hd, const int* runs, const int* v
     const int* col = vc + ((i64)layer * slots + r[0]) * cap * nkv * hd + kvh * hd + 8 * ct + g;
     u32 w[3][2] = {{0, 0}, {0, 0}, {0, 0}};
     for (int reg = 0; reg < 2; reg++)
+        #pragma unroll
         for (int b = 0; b < 4; b++) {
             // K index 16 reg + 4 tt + b is position 16 reg + 2 tt + b (b < 2) or
             // 16 reg + 8 + 2 tt + b - 2 (see above).

@@ -205,9 +205,11 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
         pvs[keep].assign((size_t)M * nh * hd, mark);
         double* pv = pvs[keep].data();
         run_warps(tiles * nh, [&] {
-            att_mma(tiles, tile.data(), nh, nkv, hd, q.data(), qexp.data(), kc.data(),
-                    kexp.data(), pos.data(), slot.data(), score_scale, exp2.data(),
-                    (const u32*)vp.data(), layer, slots, cap, pv, keep);
+            auto kernel = hd == 32 ? att_mma_h32 : hd == 64 ? att_mma_h64
+                        : hd == 96 ? att_mma_h96 : att_mma_h128;
+            kernel(tiles, tile.data(), nh, nkv, q.data(), qexp.data(), kc.data(), kexp.data(),
+                   pos.data(), slot.data(), score_scale, exp2.data(), (const u32*)vp.data(),
+                   layer, slots, cap, pv, keep);
         });
     }
     int over = 0;
@@ -265,11 +267,13 @@ int main() {
     }
     std::printf("att_dots equals the exact dot products (mma emulated from its fragment layout)\n");
     // SmolLM2's heads with runs from position 0 and mid-window, a run past one chunk's end
-    // by a position, rows outside the runs; head_dim 32 and 128; a 600-position window.
+    // by a position, rows outside the runs; head_dim 32, 96 and 128; a 600-position window;
+    // scores past 32 bits.
     bad = check_attention(9, 3, 64, 80, {40, 0, 17, 5, 33, 0, 16, 64}, 3, 4) +
           check_attention(4, 2, 32, 40, {33, 0, 16, 20}, 0, 5) +
           check_attention(2, 1, 128, 24, {24, 0}, 1, 6) +
           check_attention(3, 1, 64, 600, {20, 580}, 2, 7) +
+          check_attention(2, 1, 96, 40, {33, 0}, 1, 9) +
           check_attention(9, 3, 64, 80, {40, 0, 17, 5, 33, 0}, 1, 8, true);
     if (bad) {
         std::printf("att_mma: %d wrong entries\n", bad);

@@ -121,6 +121,9 @@ const ROW_STATIC_SHARED: usize = 16 * 32;
 /// Warps per block of `att_mma` (default; `LMGC_CUDA_ATT_MMA_WARPS`; fewer where a window's
 /// probabilities would not fit that many warps' shared memory).
 const ATT_MMA_WARPS: usize = 4;
+/// Key tiles `att_mma` loads before their products (`LMGC_CUDA_ATT_MMA_LOADS`: 1, 2 or 4;
+/// more loads in flight per warp against fewer registers, mma.cu).
+const ATT_MMA_LOADS: usize = 4;
 /// `att_mma`'s copy of the exp2 table in shared memory.
 const ATT_MMA_TABLE_BYTES: usize = 1024 * 8;
 /// Positions `att_mma`'s 32-bit limb sums take (a8's bound, mma.cu).
@@ -583,6 +586,18 @@ impl CompiledKernels {
         let (mma_source, mma_options) = if with_att_mma {
             let mut o = options.clone();
             o.push("-DATT_MMA".into());
+            let loads = match std::env::var("LMGC_CUDA_ATT_MMA_LOADS").as_deref() {
+                Err(_) => ATT_MMA_LOADS,
+                Ok("1") => 1,
+                Ok("2") => 2,
+                Ok("4") => 4,
+                Ok(v) => {
+                    return Err(Error::Unsupported(format!(
+                        "LMGC_CUDA_ATT_MMA_LOADS={v}: set 1, 2 or 4 (default {ATT_MMA_LOADS})"
+                    )));
+                }
+            };
+            o.push(format!("-DATT_MMA_LOADS={loads}"));
             (format!("{SOURCE}{MMA_SOURCE}"), o)
         } else {
             (MMA_SOURCE.to_string(), Vec::new())
@@ -1202,7 +1217,7 @@ impl CudaEngine {
                 let n_tiles = n_tiles as i32;
                 let keep = i32::from(mm.keep);
                 run.launch_fn("att_mma", &mm.att, cfg, |b| {
-                    b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi).arg(&hdi);
+                    b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi);
                     b.arg(&ws.q).arg(&ws.qexp).arg(&caches.k).arg(&caches.kexp);
                     b.arg(&ws.pos)
                         .arg(&ws.slot)
@@ -1404,7 +1419,8 @@ fn mma_kernels(
     let dots = module.load_function("att_dots").ok();
     let att_mma = (dots.is_some() && with_att_mma)
         .then(|| {
-            let att = module.load_function("att_mma").ok()?;
+            // A kernel per head size (hd is a multiple of 32 up to 128 here).
+            let att = module.load_function(&format!("att_mma_h{hd}")).ok()?;
             let pack = module.load_function("v_pack").ok()?;
             let optin = ctx
                 .attribute(

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Registers, stack (local memory) and spills of every CUDA kernel, without a GPU: compiles
+# crates/lmgc-model/src/cuda/kernels.cu and mma.cu with NVRTC as the engine does (same
+# options; mma.cu after kernels.cu with -DATT_MMA, as LMGC_CUDA_ATT_MMA=on compiles it) and
+# assembles the PTX with ptxas for one architecture (default sm_90, the H100's and H200's).
+# NVRTC and ptxas come from NVIDIA's pip wheels, downloaded once into $LMGC_CUDA_TOOLS
+# (default ~/.cache/lmgc/cuda-tools; about 150 MB). The device's driver assembles the same
+# PTX at load, so its counts may differ slightly with its version; LMGC_PROFILE=1 reports
+# the device's own for the main kernels.
+#
+#   scripts/cuda-registers.sh [sm_XX] [kernel-name-filter]
+#   LMGC_CUDA_ATT_MMA_LOADS=2 scripts/cuda-registers.sh sm_90 att_mma
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch=${1:-sm_90}
+filter=${2:-}
+tools=${LMGC_CUDA_TOOLS:-$HOME/.cache/lmgc/cuda-tools}
+if [ ! -x "$tools/nvidia/cuda_nvcc/bin/ptxas" ] || [ ! -e "$tools/nvidia/cuda_nvrtc/lib/libnvrtc.so.12" ]; then
+    mkdir -p "$tools/wheels"
+    pip download --no-deps -q -d "$tools/wheels" 'nvidia-cuda-nvrtc-cu12==12.9.*' \
+        'nvidia-cuda-nvcc-cu12==12.9.*' || {
+        echo "cuda-registers: could not download NVIDIA's nvrtc and nvcc wheels" >&2
+        exit 1
+    }
+    for w in "$tools"/wheels/*.whl; do python3 -m zipfile -e "$w" "$tools"; done
+    chmod +x "$tools/nvidia/cuda_nvcc/bin/ptxas"
+fi
+pv_unroll=$(sed -n 's/^const PV_UNROLL: usize = \([0-9]*\);/\1/p' crates/lmgc-model/src/cuda/mod.rs)
+loads=${LMGC_CUDA_ATT_MMA_LOADS:-$(sed -n 's/^const ATT_MMA_LOADS: usize = \([0-9]*\);/\1/p' crates/lmgc-model/src/cuda/mod.rs)}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+LD_LIBRARY_PATH="$tools/nvidia/cuda_nvrtc/lib" python3 - "$tmp" "$pv_unroll" "$loads" <<'PY'
+import ctypes, sys
+tmp, pv_unroll, loads = sys.argv[1], sys.argv[2], sys.argv[3]
+nvrtc = ctypes.CDLL("libnvrtc.so.12")
+def compile(name, files, opts):
+    src = "".join(open(f).read() for f in files).encode()
+    prog = ctypes.c_void_p()
+    assert nvrtc.nvrtcCreateProgram(ctypes.byref(prog), src, name.encode(), 0, None, None) == 0
+    arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
+    rc = nvrtc.nvrtcCompileProgram(prog, len(opts), arr)
+    n = ctypes.c_size_t()
+    if rc != 0:
+        nvrtc.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
+        log = ctypes.create_string_buffer(n.value)
+        nvrtc.nvrtcGetProgramLog(prog, log)
+        sys.exit(f"NVRTC failed on {name}:\n{log.value.decode()}")
+    nvrtc.nvrtcGetPTXSize(prog, ctypes.byref(n))
+    ptx = ctypes.create_string_buffer(n.value)
+    nvrtc.nvrtcGetPTX(prog, ptx)
+    open(f"{tmp}/{name}.ptx", "wb").write(ptx.value)
+d = "crates/lmgc-model/src/cuda/"
+base = ["--device-int128", "-std=c++17", f"-DPV_UNROLL={pv_unroll}"]
+compile("kernels", [d + "kernels.cu"], base)
+compile("mma", [d + "kernels.cu", d + "mma.cu"],
+        base + ["-DATT_MMA", f"-DATT_MMA_LOADS={loads}", "--gpu-architecture=compute_80"])
+PY
+for m in kernels mma; do
+    "$tools/nvidia/cuda_nvcc/bin/ptxas" -arch="$arch" -v "$tmp/$m.ptx" -o "$tmp/$m.cubin" \
+        2> "$tmp/$m.log"
+done
+# kernels.cu's kernels once (mma.cu's module repeats them), then mma.cu's own.
+python3 - "$tmp" "$arch" "$filter" <<'PY'
+import re, sys
+tmp, arch, filt = sys.argv[1:4]
+print(f"{'kernel':<22} {'module':<8} {'registers':>9} {'stack':>6} {'spills':>7}  ({arch})")
+seen = set()
+for module in ["kernels", "mma"]:
+    name, stack, spill = None, 0, 0
+    for line in open(f"{tmp}/{module}.log"):
+        if m := re.search(r"Compiling entry function '(\w+)'", line):
+            name = m.group(1)
+        elif m := re.search(r"(\d+) bytes stack frame, (\d+) bytes spill stores", line):
+            stack, spill = int(m.group(1)), int(m.group(2))
+        elif (m := re.search(r"Used (\d+) registers", line)) and name:
+            if name not in seen and filt in name:
+                print(f"{name:<22} {module:<8} {m.group(1):>9} {stack:>6} {spill:>7}")
+            seen.add(name)
+            name = None
+PY
