@@ -915,7 +915,7 @@ impl CudaEngine {
             .att_mma
             .as_ref()
             .filter(|_| self.att_mma_on && !att_runs.is_empty())
-            .and_then(|a| a.warps(cap_now));
+            .and_then(|a| a.launch(cap_now));
         let mma = mma_warps.map(|_| MmaTables::new(&att_runs));
         let gemm_runs: &[AttRun] = if mma.is_some() { &[] } else { &att_runs };
         let plan = AttPlan::new(gemm_runs, self.att_block, self.kv_budget.max(cap_now));
@@ -1191,7 +1191,7 @@ impl CudaEngine {
             if let Some(att) = &att {
                 att.pv(li, dot_tiles.is_none())?;
             }
-            if let (Some(t), Some((tiles, table)), Some(mm), Some(warps), Some(vp)) =
+            if let (Some(t), Some((tiles, table)), Some(mm), Some((warps, keep)), Some(vp)) =
                 (&mma, &mma_dev, &self.att_mma, mma_warps, &self.vpack)
             {
                 // A thread per (chunk, kv head, eight channels, lane) of the widest run.
@@ -1212,10 +1212,10 @@ impl CudaEngine {
                 let cfg = LaunchConfig {
                     grid_dim: (grid((n_tiles * nh).div_ceil(warps))?, 1, 1),
                     block_dim: (32 * warps as u32, 1, 1),
-                    shared_mem_bytes: mm.shared_bytes(warps, cap as usize) as u32,
+                    shared_mem_bytes: AttMma::shared_bytes(warps, cap as usize, keep) as u32,
                 };
                 let n_tiles = n_tiles as i32;
-                let keep = i32::from(mm.keep);
+                let keep = i32::from(keep);
                 run.launch_fn("att_mma", &mm.att, cfg, |b| {
                     b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi);
                     b.arg(&ws.q).arg(&ws.qexp).arg(&caches.k).arg(&caches.kexp);
@@ -1464,23 +1464,40 @@ struct AttMma {
 }
 
 impl AttMma {
-    /// Warps per block for windows of `cap` positions (each warp keeps its rows'
-    /// probabilities, a KiB per 32 positions, or their scores, two, beside the block's exp2
-    /// table), or `None` where one warp's do not fit.
-    fn warps(&self, cap: usize) -> Option<usize> {
-        let w = (self.shared.saturating_sub(ATT_MMA_TABLE_BYTES) / self.warp_bytes(cap))
-            .min(self.max_warps);
-        (w > 0 && cap <= ATT_MMA_MAX_POSITIONS).then_some(w)
+    /// Warps per block for windows of `cap` positions and whether they keep their scores
+    /// (each warp keeps its rows' probabilities, a KiB per 32 positions, or their scores, two,
+    /// beside the block's exp2 table), or `None` where one warp's do not fit. Windows too
+    /// long for one warp's scores recompute them instead.
+    fn launch(&self, cap: usize) -> Option<(usize, bool)> {
+        att_mma_launch(self.shared, self.max_warps, self.keep, cap)
     }
 
-    fn warp_bytes(&self, cap: usize) -> usize {
-        cap.div_ceil(32) * if self.keep { 2048 } else { 1024 }
+    fn warp_bytes(cap: usize, keep: bool) -> usize {
+        cap.div_ceil(32) * if keep { 2048 } else { 1024 }
     }
 
     /// The dynamic shared memory of a block of `warps` warps.
-    fn shared_bytes(&self, warps: usize, cap: usize) -> usize {
-        warps * self.warp_bytes(cap) + ATT_MMA_TABLE_BYTES
+    fn shared_bytes(warps: usize, cap: usize, keep: bool) -> usize {
+        warps * Self::warp_bytes(cap, keep) + ATT_MMA_TABLE_BYTES
     }
+}
+
+/// [`AttMma::launch`] for a block's `shared` bytes and at most `max_warps` warps.
+fn att_mma_launch(
+    shared: usize,
+    max_warps: usize,
+    keep: bool,
+    cap: usize,
+) -> Option<(usize, bool)> {
+    if cap > ATT_MMA_MAX_POSITIONS {
+        return None;
+    }
+    let warps = |keep| {
+        let w = (shared.saturating_sub(ATT_MMA_TABLE_BYTES) / AttMma::warp_bytes(cap, keep))
+            .min(max_warps);
+        (w > 0).then_some((w, keep))
+    };
+    keep.then(|| warps(true)).flatten().or_else(|| warps(false))
 }
 
 /// The dynamic shared memory the `att_row` kernels may take: the device's opt-in maximum per

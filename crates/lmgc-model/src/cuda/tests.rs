@@ -519,3 +519,26 @@ fn runs_split_where_window_or_position_breaks() {
     );
     assert_eq!(runs(&[], &[], 1), vec![]);
 }
+
+/// `att_mma`'s blocks: scores kept while one warp's fit beside the exp2 table, recomputed in
+/// longer windows, none past what one warp's probabilities or the limb sums take.
+#[test]
+fn att_mma_launch_keeps_scores_while_they_fit() {
+    let h100 = 227 * 1024;
+    // Windows of 256: 16 KiB per warp with scores, 8 without.
+    assert_eq!(att_mma_launch(h100, 4, true, 256), Some((4, true)));
+    assert_eq!(att_mma_launch(h100, 4, false, 256), Some((4, false)));
+    assert_eq!(att_mma_launch(h100, 32, true, 256), Some((13, true)));
+    // 2,100 positions: one warp keeps its scores (132 KiB), or three recompute them.
+    assert_eq!(att_mma_launch(h100, 4, true, 2100), Some((1, true)));
+    assert_eq!(att_mma_launch(h100, 4, false, 2100), Some((3, false)));
+    // 4,000 positions: 250 KiB of scores do not fit, 125 KiB of probabilities do.
+    assert_eq!(att_mma_launch(h100, 4, true, 4000), Some((1, false)));
+    // Past one warp's probabilities, and past the limb sums' bound.
+    assert_eq!(att_mma_launch(h100, 4, true, 8000), None);
+    assert_eq!(
+        att_mma_launch(64 << 20, 4, true, ATT_MMA_MAX_POSITIONS + 1),
+        None
+    );
+    assert_eq!(att_mma_launch(48 * 1024, 4, true, 256), Some((2, true)));
+}
