@@ -110,8 +110,9 @@ g++ -std=c++20 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pr
     "$tmp/m0.cpp"
 { echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu \
     crates/lmgc-model/src/cuda/mma.cu crates/lmgc-model/src/cuda/mma_test.cpp; } > "$tmp/m.cpp"
-# att_mma's key loads four tiles at a time (the default) and two (LMGC_CUDA_ATT_MMA_LOADS).
-for loads in 4 2; do
+# att_mma's key loads four tiles at a time (the default), two and one
+# (LMGC_CUDA_ATT_MMA_LOADS).
+for loads in 4 2 1; do
     g++ -std=c++20 -O1 -pthread -fno-strict-aliasing -DATT_MMA -DATT_MMA_LOADS=$loads -Wall \
         -Wextra -Wno-unused-parameter -Wno-unused-function -Wno-unknown-pragmas -I"$tmp" \
         "$tmp/m.cpp" -o "$tmp/m"

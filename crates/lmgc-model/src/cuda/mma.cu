@@ -141,7 +141,8 @@ extern "C" __global__ void att_dots(int tiles, const int* tile, int nh, int nkv,
 //
 // att_mma does a run's whole attention for a tile of up to 16 rows and one query head: the
 // scores, the exact softmax and P · V, with the scores and probabilities in registers and the
-// warp's probabilities in shared memory, where att_dots, att_probs and an f64 GEMM wrote and
+// warp's probabilities (and, with keep, first its scores) in shared memory, where att_dots,
+// att_probs and an f64 GEMM wrote and
 // read three rows × heads × positions buffers of f64. It needs kernels.cu's exact helpers
 // (score_of, exp2_neg, prob_level): the engine compiles this file after kernels.cu.
 //
@@ -229,6 +230,8 @@ __device__ __forceinline__ void dots_of(const u32 (*ah)[4], const u32 (*al)[4],
 #ifndef ATT_MMA_LOADS
 #define ATT_MMA_LOADS 4
 #endif
+static_assert(ATT_MMA_LOADS == 1 || ATT_MMA_LOADS == 2 || ATT_MMA_LOADS == 4,
+              "ATT_MMA_LOADS: 1, 2 or 4 key tiles per load");
 
 // The scores of 32 keys from 32 ch (four n8 tiles) against the tile's rows g and g + 8:
 // ATT_MMA_LOADS tiles' loads issued before their products, then use(i, c, score, valid) for each
@@ -337,6 +340,9 @@ __device__ __forceinline__ void tile_attention(int lane, int rows, const int* qa
         mb = ob_ > mb ? ob_ : mb;
     }
     bool kept = __all_sync(0xffffffffu, keep && fits);
+    // Pass 3 writes probabilities over other lanes' pass-1 scores, kept or not: order them
+    // (the shuffles and the vote above are no memory barrier).
+    if (keep) __syncwarp();
     i64 ta = 0, tb = 0;
     auto total = [&](int, int c, i64 sc, bool valid) {
         if (!valid) return;

@@ -175,10 +175,11 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
     for (auto& x : vc) x = (int)uni(-(1 << 23) + 1, (1 << 23) - 1);
     for (int i = 0; i < 64; i++) vc[(size_t)uni(0, (long long)vc.size() - 1)] = i % 2 ? (1 << 23) - 1 : -(1 << 23) + 1;
     // Exponents that spread the scores over a few bits (flat rows) to many (peaked ones).
-    // `wide`: exponents whose scores pass 32 bits in some rows (att_mma's kept scores then
-    // give way to recomputing them).
-    for (auto& x : qexp) x = wide ? (int)uni(-4, 0) : (int)uni(-20, -10);
-    for (auto& x : kexp) x = wide ? (int)uni(-4, 0) : (int)uni(-18, -10);
+    // `wide`: head 0's query exponents push its scores past 32 bits (its warps recompute
+    // them), while the other heads' warps keep theirs, in the same launch.
+    for (size_t i = 0; i < qexp.size(); i++)
+        qexp[i] = wide && i % nh == 0 ? (int)uni(8, 16) : (int)uni(-20, -10);
+    for (auto& x : kexp) x = (int)uni(-18, -10);
     // Every word written (v_pack zeroes positions past a window), none past the runs' chunks.
     std::vector<uint2> vp((size_t)chunks * 12 * kvd + 1, uint2{0xa5a5a5a5u, 0xa5a5a5a5u});
     int runs_n = (int)table.size() / 3;
@@ -212,7 +213,8 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
                    layer, slots, cap, pv, keep);
         });
     }
-    int over = 0;
+    // Run rows' (row, head) pairs with a score past 32 bits, and with none.
+    int over = 0, narrow = 0;
     std::vector<bool> in_run(M, false);
     for (int i = 0; i < tiles; i++)
         for (int r = tile[3 * i]; r < tile[3 * i] + tile[3 * i + 1]; r++) in_run[r] = true;
@@ -223,14 +225,16 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
             size_t cache = (size_t)layer * slots + slot[r];
             std::vector<i64> s(n);
             i64 mx = I64_MIN, total = 0;
+            bool wide_row = false;
             for (int j = 0; j < n; j++) {
                 const i16* k = kc.data() + (cache * cap + j) * kvd + kvh * hd;
                 i64 dot = 0;
                 for (int i = 0; i < hd; i++) dot += (i64)q[((size_t)r * nh + h) * hd + i] * k[i];
                 s[j] = score_of(dot, qexp[r * nh + h], kexp[(cache * cap + j) * nkv + kvh], score_scale);
-                over += s[j] != (i64)(int)s[j];
+                wide_row = wide_row || s[j] != (i64)(int)s[j];
                 mx = std::max(mx, s[j]);
             }
+            if (in_run[r]) (wide_row ? over : narrow) += 1;
             for (int j = 0; j < n; j++) total += exp2_neg(exp2.data(), mx - s[j]);
             double inv = 1.0 / (double)(2 * total);
             std::vector<i64> sum(hd, 0);
@@ -247,9 +251,10 @@ static int check_attention(int nh, int nkv, int hd, int cap, std::vector<int> ru
                                     "%.1f\n", keep, r, h, i, got, want);
                 }
         }
-    if (wide != (over > 0)) {
-        std::printf("att_mma: %d scores past 32 bits where the case wants %s\n", over,
-                    wide ? "some" : "none");
+    if (wide != (over > 0) || narrow == 0) {
+        std::printf("att_mma: %d (row, head) pairs with scores past 32 bits and %d without, "
+                    "where the case wants %s\n", over, narrow,
+                    wide ? "both" : "only the latter");
         return bad + 1;
     }
     return bad;

@@ -119,7 +119,7 @@ const PROB_STATIC_SHARED: usize = 8 * 32;
 /// Static shared memory of the block-per-row kernels (a 16-byte maximum per warp).
 const ROW_STATIC_SHARED: usize = 16 * 32;
 /// Warps per block of `att_mma` (default; `LMGC_CUDA_ATT_MMA_WARPS`; fewer where a window's
-/// probabilities would not fit that many warps' shared memory).
+/// scores or probabilities would not fit that many warps' shared memory).
 const ATT_MMA_WARPS: usize = 4;
 /// Key tiles `att_mma` loads before their products (`LMGC_CUDA_ATT_MMA_LOADS`: 1, 2 or 4;
 /// more loads in flight per warp against fewer registers, mma.cu).
@@ -1400,7 +1400,9 @@ fn mma_kernels(
             )));
         }
     };
-    let keep = switch("LMGC_CUDA_ATT_MMA_KEEP", true)?;
+    // Read where att_mma is compiled only, as LMGC_CUDA_ATT_MMA_LOADS is: the default path
+    // does not depend on it.
+    let keep = !with_att_mma || switch("LMGC_CUDA_ATT_MMA_KEEP", true)?;
     if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
         || !hd.is_multiple_of(32)
         || hd > 128
