@@ -165,6 +165,22 @@ fn smollm2_shaped_model_matches_the_host_engine() {
     check(config(2, 576, 9, 3, 1536, 1000), 12);
 }
 
+/// Every group size's decoding kernel (`att_row_g1` to `att_row_g8`; the tests above reach
+/// g2, g3 and the generic kernel): 64-wide heads, one and two key/value heads.
+#[test]
+fn every_group_size_decodes_like_the_host_engine() {
+    for (group, kv) in [(1, 2), (4, 1), (5, 2), (6, 1), (7, 1), (8, 2)] {
+        let heads = group * kv;
+        check_windows(
+            config(1, 64 * heads, heads, kv, 160, 300),
+            40 + group as u64,
+            &[70, 9, 33],
+            128,
+            |_| {},
+        );
+    }
+}
+
 /// Windows longer than an attention block: prefill runs of several GEMM blocks, the causal
 /// zero fill between a row's position and its block's end.
 #[test]
