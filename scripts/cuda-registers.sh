@@ -8,10 +8,19 @@
 # PTX at load, so its counts may differ slightly with its version; LMGC_PROFILE=1 reports
 # the device's own for the main kernels.
 #
-#   scripts/cuda-registers.sh [sm_XX] [kernel-name-filter]
+#   scripts/cuda-registers.sh [--loops] [sm_XX] [kernel-name-filter]
 #   LMGC_CUDA_ATT_MMA_LOADS=2 scripts/cuda-registers.sh sm_90 att_mma
+#
+# --loops also disassembles the kernels the filter names (cuobjdump, from the
+# nvidia-cuda-cuobjdump wheel) and lists each loop (a backward branch) with its instruction
+# count and commonest opcodes: for ALU-bound kernels, a static proxy for their time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+loops=0
+if [ "${1:-}" = --loops ]; then
+    loops=1
+    shift
+fi
 arch=${1:-sm_90}
 filter=${2:-}
 tools=${LMGC_CUDA_TOOLS:-$HOME/.cache/lmgc/cuda-tools}
@@ -24,6 +33,15 @@ if [ ! -x "$tools/nvidia/cuda_nvcc/bin/ptxas" ] || [ ! -e "$tools/nvidia/cuda_nv
     }
     for w in "$tools"/wheels/*.whl; do python3 -m zipfile -e "$w" "$tools"; done
     chmod +x "$tools/nvidia/cuda_nvcc/bin/ptxas"
+fi
+if [ $loops = 1 ] && [ ! -x "$tools/nvidia/cu13/bin/cuobjdump" ]; then
+    pip download --no-deps -q -d "$tools/wheels-sass" nvidia-cuda-cuobjdump \
+        nvidia-cuda-nvdisasm || {
+        echo "cuda-registers: could not download NVIDIA's cuobjdump and nvdisasm wheels" >&2
+        exit 1
+    }
+    for w in "$tools"/wheels-sass/*.whl; do python3 -m zipfile -e "$w" "$tools"; done
+    chmod +x "$tools"/nvidia/cu13/bin/*
 fi
 pv_unroll=$(sed -n 's/^const PV_UNROLL: usize = \([0-9]*\);/\1/p' crates/lmgc-model/src/cuda/mod.rs)
 loads=${LMGC_CUDA_ATT_MMA_LOADS:-$(sed -n 's/^const ATT_MMA_LOADS: usize = \([0-9]*\);/\1/p' crates/lmgc-model/src/cuda/mod.rs)}
@@ -78,3 +96,38 @@ for module in ["kernels", "mma"]:
             seen.add(name)
             name = None
 PY
+if [ $loops = 1 ]; then
+    for m in kernels mma; do
+        PATH="$tools/nvidia/cu13/bin:$PATH" cuobjdump -sass "$tmp/$m.cubin" 2> /dev/null \
+            > "$tmp/$m.sass"
+    done
+    python3 - "$tmp" "$filter" <<'PY'
+import re, sys
+tmp, filt = sys.argv[1:3]
+seen = set()
+for module in ["kernels", "mma"]:
+    sass = open(f"{tmp}/{module}.sass").read()
+    for m in re.finditer(r"Function : (\w+)\n(.*?)(?=\n\t\tFunction :|\Z)", sass, re.S):
+        name, body = m.groups()
+        if name in seen or filt not in name:
+            continue
+        seen.add(name)
+        ins = [(int(a, 16), t.strip()) for a, t in
+               re.findall(r"/\*([0-9a-f]{4,})\*/\s+(.*?);", body)]
+        at = {a: i for i, (a, _) in enumerate(ins)}
+        print(f"{name} ({module}): {len(ins)} instructions")
+        for i, (a, t) in enumerate(ins):
+            if "BRA" not in t:
+                continue
+            target = re.search(r"0x([0-9a-f]+)", t.split("BRA")[-1])
+            if not target or int(target.group(1), 16) >= a or int(target.group(1), 16) not in at:
+                continue
+            start = at[int(target.group(1), 16)]
+            ops = {}
+            for _, x in ins[start:i + 1]:
+                op = x.split()[1] if x.startswith("@") else x.split()[0]
+                ops[op.split(".")[0]] = ops.get(op.split(".")[0], 0) + 1
+            top = ", ".join(f"{k} {v}" for k, v in sorted(ops.items(), key=lambda kv: -kv[1])[:6])
+            print(f"  loop {ins[start][0]:#07x}-{a:#07x}: {i - start + 1:5} instructions ({top})")
+PY
+fi
