@@ -1,13 +1,13 @@
-# Call 3 (prepared 2026-12-07, stop 29): v33 = main with att_mma's scores kept from pass 1
+# Call 3 (prepared 2026-12-07, stop 29): v34 = main (2c31cf1) with att_mma's scores kept from pass 1
 # (LMGC_CUDA_ATT_MMA_KEEP), a kernel per head size with its arrays in registers instead of
 # local memory, LMGC_CUDA_ATT_MMA_LOADS, and qk_rope's arrays in registers (default path).
-# v28 = stop 27's main, the baseline. Paths of v33: D default; K att_mma keeping scores,
+# v28 = stop 27's main, the baseline. Paths of v34: D default; K att_mma keeping scores,
 # four key tiles per load; K2 the same, two tiles; N recomputing scores; N2 recomputing, two.
 set -u
 G=$PWD/.gpu10
 export LD_LIBRARY_PATH=$(cat /root/m/ldpath)
 mkdir -p /root/b /root/w && cd /root/w
-for f in v33 t33 v28; do [ -x /root/b/$f ] || { xz -dc $G/$f.xz > /root/b/$f && chmod +x /root/b/$f; }; done
+for f in v34 t34 v28; do [ -x /root/b/$f ] || { xz -dc $G/$f.xz > /root/b/$f && chmod +x /root/b/$f; }; done
 cp -n $G/*.safetensors $G/a128.v14.cpu.lmgc . 2>/dev/null
 S=$OUT/summary.txt; L=/root/w/log.txt
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader >> $S
@@ -23,13 +23,13 @@ run() { # name cmd...
   echo "$name rc=$rc wall_ms=$(( (t1 - t0) / 1000000 )) peak_mib=$mem $(grep -o '"load_seconds":[0-9.]*\|"model":[0-9.]*\|"tables_and_coder":[0-9.]*\|"seconds": [0-9.]*\|"mb_per_s": [0-9.]*\|"compressed_bytes": [0-9]*' /root/w/$name.out | tr '\n' ' ')" >> $S
   { echo "=== $name: $*"; tail -c 3000 /root/w/$name.out; } >> $L
 }
-B=/root/b/v33
+B=/root/b/v34
 D="env LMGC_CUDA_ATT_MMA=off"
 K="env LMGC_CUDA_ATT_MMA=on"
 K2="env LMGC_CUDA_ATT_MMA=on LMGC_CUDA_ATT_MMA_LOADS=2"
 N="env LMGC_CUDA_ATT_MMA=on LMGC_CUDA_ATT_MMA_KEEP=off"
 N2="env LMGC_CUDA_ATT_MMA=on LMGC_CUDA_ATT_MMA_KEEP=off LMGC_CUDA_ATT_MMA_LOADS=2"
-timeout 120 /root/b/t33 attention_on_tensor_cores --test-threads 1 > /root/w/tests_att.txt 2>&1; echo "att tests rc=$? at ${SECONDS}s" >> $S
+timeout 120 /root/b/t34 attention_on_tensor_cores --test-threads 1 > /root/w/tests_att.txt 2>&1; echo "att tests rc=$? at ${SECONDS}s" >> $S
 grep -E '^test |^test result|panicked' /root/w/tests_att.txt | head -8 >> $S
 E="compress step000000.safetensors --codec hybrid --backend cuda --lanes 4096 --window 256 --json"
 for k in 1 2; do
@@ -53,7 +53,7 @@ cmp a128.back.st a128.safetensors >> $S 2>&1 && echo "a128: cpu file decoded on 
 run d_D $B decompress e_D.lmgc --backend cuda --json -o d.st
 cmp d.st step000000.safetensors >> $S 2>&1 && echo "d_D == input" >> $S
 echo "at ${SECONDS}s" >> $S
-timeout 200 /root/b/t33 cuda:: --test-threads 1 > /root/w/tests.txt 2>&1; echo "tests rc=$? at ${SECONDS}s" >> $S
+timeout 200 /root/b/t34 cuda:: --test-threads 1 > /root/w/tests.txt 2>&1; echo "tests rc=$? at ${SECONDS}s" >> $S
 grep -E '^test result|FAILED|panicked' /root/w/tests.txt | head -20 >> $S
 echo "done at ${SECONDS}s" >> $S
 cp $S /root/w/
