@@ -1390,18 +1390,19 @@ fn mma_kernels(
     hd: usize,
 ) -> Result<(Option<CudaFunction>, Option<AttMma>)> {
     use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
-    // A block has at most 1,024 threads.
-    let max_warps = match tuning("LMGC_CUDA_ATT_MMA_WARPS", ATT_MMA_WARPS)? {
-        w @ 1..=32 => w,
-        w => {
+    // att_mma's settings are read where it is compiled only, as LMGC_CUDA_ATT_MMA_LOADS is:
+    // the default path does not depend on them. A block has at most 1,024 threads.
+    let max_warps = match with_att_mma.then(|| tuning("LMGC_CUDA_ATT_MMA_WARPS", ATT_MMA_WARPS)) {
+        None => ATT_MMA_WARPS,
+        Some(Ok(w @ 1..=32)) => w,
+        Some(Ok(w)) => {
             return Err(Error::Unsupported(format!(
                 "LMGC_CUDA_ATT_MMA_WARPS={w}: give a whole number from 1 to 32 (default \
                  {ATT_MMA_WARPS})"
             )));
         }
+        Some(Err(e)) => return Err(e),
     };
-    // Read where att_mma is compiled only, as LMGC_CUDA_ATT_MMA_LOADS is: the default path
-    // does not depend on it.
     let keep = !with_att_mma || switch("LMGC_CUDA_ATT_MMA_KEEP", true)?;
     if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
         || !hd.is_multiple_of(32)
