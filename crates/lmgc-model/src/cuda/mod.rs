@@ -460,6 +460,9 @@ pub struct CudaEngine {
     att_mma_on: bool,
     /// The runs' values as `att_mma`'s B fragments (`v_pack`), grown to a call's runs.
     vpack: Option<CudaSlice<u8>>,
+    /// Tests: `att_mma`'s launches with kept scores and without (that the tests reached it).
+    #[cfg(test)]
+    att_mma_launches: std::cell::Cell<[usize; 2]>,
     /// Dynamic shared memory `att_row` may take: the device's opt-in maximum.
     att_row_shared: usize,
     att_row_threads: u32,
@@ -834,6 +837,8 @@ impl CudaEngine {
             },
             att_mma,
             vpack: None,
+            #[cfg(test)]
+            att_mma_launches: std::cell::Cell::new([0, 0]),
             att_row_shared,
             att_row_threads,
             att_row,
@@ -1215,6 +1220,12 @@ impl CudaEngine {
                     shared_mem_bytes: AttMma::shared_bytes(warps, cap as usize, keep) as u32,
                 };
                 let n_tiles = n_tiles as i32;
+                #[cfg(test)]
+                {
+                    let mut n = self.att_mma_launches.get();
+                    n[usize::from(keep)] += 1;
+                    self.att_mma_launches.set(n);
+                }
                 let keep = i32::from(keep);
                 run.launch_fn("att_mma", &mm.att, cfg, |b| {
                     b.arg(&n_tiles).arg(tiles).arg(&nhi).arg(&nkvi);

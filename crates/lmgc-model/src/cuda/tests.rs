@@ -131,6 +131,18 @@ fn check_windows(
     positions: usize,
     tweak: impl Fn(&mut CudaEngine),
 ) {
+    check_windows_then(c, seed, lens, positions, tweak, |_| {});
+}
+
+/// [`check_windows`], then `after` on the GPU engine.
+fn check_windows_then(
+    c: LlamaConfig,
+    seed: u64,
+    lens: &[usize],
+    positions: usize,
+    tweak: impl Fn(&mut CudaEngine),
+    after: impl Fn(&CudaEngine),
+) {
     let vocab = c.vocab;
     let Some((mut host, mut gpu)) = engines(c, seed, positions) else {
         return;
@@ -151,6 +163,7 @@ fn check_windows(
         run(&mut gpu, &windows, Some(&mask)),
         run(&mut host, &windows, Some(&mask))
     );
+    after(&gpu);
 }
 
 #[test]
@@ -390,13 +403,22 @@ fn attention_on_tensor_cores(keep: bool) {
         ),
         (config(1, 192, 3, 1, 160, 300), 29, &[2100, 5][..], 2112),
     ] {
-        check_windows(c, seed, lens, positions, |g| {
+        let tweak = |g: &mut CudaEngine| {
             let Some(mm) = g.att_mma.as_mut() else {
                 panic!("att_mma not loaded");
             };
             mm.keep = keep;
             g.att_mma_on = true;
-        });
+        };
+        // att_mma ran, with kept scores where asked and one warp's fit any device's shared
+        // memory (48 KiB: windows up to 640 positions), never with them where not asked.
+        let after = |g: &CudaEngine| {
+            let [recomputed, kept] = g.att_mma_launches.get();
+            assert!(recomputed + kept > 0, "att_mma never launched");
+            assert!(keep || kept == 0, "kept scores where not asked");
+            assert!(!keep || positions > 640 || kept > 0, "scores never kept");
+        };
+        check_windows_then(c, seed, lens, positions, tweak, after);
     }
 }
 
@@ -418,10 +440,16 @@ fn attention_on_tensor_cores_in_pieces_matches_the_host_engine() {
         if let Some(mm) = gpu.att_mma.as_mut() {
             mm.keep = keep;
         }
+        let before = gpu.att_mma_launches.get();
         let want = run_in_pieces(&mut host, &windows, first);
         let got = run_in_pieces(&mut gpu, &windows, first);
         let differs = got.iter().zip(&want).position(|(g, w)| g != w);
         assert!(differs.is_none(), "first {first}: row {differs:?} differs");
+        let now = gpu.att_mma_launches.get();
+        assert!(
+            now[usize::from(keep)] > before[usize::from(keep)],
+            "first {first}: no att_mma"
+        );
     }
 }
 
