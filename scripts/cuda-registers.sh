@@ -8,22 +8,25 @@
 # PTX at load, so its counts may differ slightly with its version; LMGC_PROFILE=1 reports
 # the device's own for the main kernels.
 #
-#   scripts/cuda-registers.sh [--loops] [sm_XX] [kernel-name-filter]
+#   scripts/cuda-registers.sh [--loops | --check] [sm_XX] [kernel-name-filter]
 #   LMGC_CUDA_ATT_MMA_LOADS=2 scripts/cuda-registers.sh sm_90 att_mma
 #
 # --loops also disassembles the kernels the filter names (cuobjdump, from the
 # nvidia-cuda-cuobjdump wheel) and lists each loop (a backward branch) with its instruction
 # count and commonest opcodes: for ALU-bound kernels, a static proxy for their time.
+# --check fails (exit 1) where a kernel keeps anything in local memory (a stack frame or
+# spills): scripts/test.sh runs it, so an array indexed at run time does not come back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 loops=0
-if [ "${1:-}" = --loops ]; then
-    loops=1
-    shift
-fi
+check=0
+case "${1:-}" in
+    --loops) loops=1; shift ;;
+    --check) check=1; shift ;;
+esac
 arch=${1:-sm_90}
 filter=${2:-}
-tools=${LMGC_CUDA_TOOLS:-$HOME/.cache/lmgc/cuda-tools}
+tools=${LMGC_CUDA_TOOLS:-${LMGC_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lmgc}/cuda-tools}
 if [ ! -x "$tools/nvidia/cuda_nvcc/bin/ptxas" ] || [ ! -e "$tools/nvidia/cuda_nvrtc/lib/libnvrtc.so.12" ]; then
     mkdir -p "$tools/wheels"
     pip download --no-deps -q -d "$tools/wheels" 'nvidia-cuda-nvrtc-cu12==12.9.*' \
@@ -78,9 +81,10 @@ for m in kernels mma; do
         2> "$tmp/$m.log"
 done
 # kernels.cu's kernels once (mma.cu's module repeats them), then mma.cu's own.
-python3 - "$tmp" "$arch" "$filter" <<'PY'
+python3 - "$tmp" "$arch" "$filter" "$check" <<'PY'
 import re, sys
-tmp, arch, filt = sys.argv[1:4]
+tmp, arch, filt, check = sys.argv[1:5]
+local = []
 print(f"{'kernel':<22} {'module':<8} {'registers':>9} {'stack':>6} {'spills':>7}  ({arch})")
 seen = set()
 for module in ["kernels", "mma"]:
@@ -93,8 +97,13 @@ for module in ["kernels", "mma"]:
         elif (m := re.search(r"Used (\d+) registers", line)) and name:
             if name not in seen and filt in name:
                 print(f"{name:<22} {module:<8} {m.group(1):>9} {stack:>6} {spill:>7}")
+                if stack or spill:
+                    local.append(name)
             seen.add(name)
             name = None
+if check == "1" and local:
+    sys.exit(f"cuda-registers: local memory in {', '.join(local)}: an array indexed at run "
+             "time (unroll its loops) or spills (fewer live values)")
 PY
 if [ $loops = 1 ]; then
     for m in kernels mma; do

@@ -26,4 +26,6 @@ fi
 # The CUDA kernels without a GPU: they compile as C++, and their fast integer helpers equal
 # their definitions (the GPU tests themselves need a GPU host: README, Development).
 bash scripts/check-cuda-kernels.sh
+# ... and no kernel keeps anything in local memory (NVRTC and ptxas from NVIDIA's wheels).
+bash scripts/cuda-registers.sh --check sm_90 > /dev/null
 exec cargo test --workspace --release --features fpzip,wgpu "$@"
