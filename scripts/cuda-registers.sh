@@ -48,6 +48,10 @@ if [ $loops = 1 ] && [ ! -x "$tools/nvidia/cu13/bin/cuobjdump" ]; then
 fi
 pv_unroll=$(sed -n 's/^const PV_UNROLL: usize = \([0-9]*\);/\1/p' crates/lmgc-model/src/cuda/mod.rs)
 loads=${LMGC_CUDA_ATT_MMA_LOADS:-$(sed -n 's/^const ATT_MMA_LOADS: usize = \([0-9]*\);/\1/p' crates/lmgc-model/src/cuda/mod.rs)}
+if [ -z "$pv_unroll" ] || [ -z "$loads" ]; then
+    echo "cuda-registers: PV_UNROLL or ATT_MMA_LOADS not found in cuda/mod.rs (renamed?)" >&2
+    exit 1
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 LD_LIBRARY_PATH="$tools/nvidia/cuda_nvrtc/lib" python3 - "$tmp" "$pv_unroll" "$loads" <<'PY'
