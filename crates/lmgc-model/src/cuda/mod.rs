@@ -6,8 +6,10 @@
 //! consecutive positions of one window (prefill) takes its dot products on the int8 tensor
 //! cores (`mma.cu`'s `att_dots`, from compute capability 8.0; else an f64 GEMM) and P · V as
 //! f64 GEMMs: every partial sum is an integer below 2^53, so any summation order gives the
-//! exact result. `LMGC_CUDA_ATT_MMA=on` takes the whole of it in `mma.cu`'s `att_mma`
-//! instead. Decoding steps, one row per window, take the attention kernels.
+//! exact result. Where `mma.cu`'s `att_mma` loads (the same devices and head sizes), it takes
+//! the whole of it instead, scores, exact softmax and P · V on the tensor cores (the default
+//! since stop 30, docs/perf.md; `LMGC_CUDA_ATT_MMA=off` for the GEMMs, `on` to refuse a
+//! device without it). Decoding steps, one row per window, take the attention kernels.
 //!
 //! Only token ids go to the device and only the scores of the output rows come back. The
 //! kernels are ports of [`crate::exact`]'s integer code, so this engine's tables equal the
@@ -456,7 +458,7 @@ pub struct CudaEngine {
     /// cores), where compiled and `att_dots` is loaded.
     att_mma: Option<AttMma>,
     /// Whether the runs take `att_mma` instead of `att_dots` and the f64 GEMM for P · V:
-    /// `LMGC_CUDA_ATT_MMA=on` (off by default; the tests switch it per engine).
+    /// wherever it loaded unless `LMGC_CUDA_ATT_MMA=off` (the tests switch it per engine).
     att_mma_on: bool,
     /// The runs' values as `att_mma`'s B fragments (`v_pack`), grown to a call's runs.
     vpack: Option<CudaSlice<u8>>,
@@ -535,17 +537,22 @@ fn unless_cuda_panics<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
 pub struct CompiledKernels {
     ptx: cudarc::nvrtc::Ptx,
     /// `mma.cu`, or `None` where NVRTC cannot compile it (the f64 GEMMs remain; with
-    /// `LMGC_CUDA_ATT_MMA=on` that is an error instead).
+    /// `LMGC_CUDA_ATT_MMA=on` that is an error instead). Where `att_mma` fails to compile
+    /// and was not insisted on, `mma.cu` without it.
     mma: Option<cudarc::nvrtc::Ptx>,
     /// Whether `mma` holds `att_mma`.
     att_mma: bool,
     seconds: f64,
 }
 
-/// Whether `LMGC_CUDA_ATT_MMA=on` asks for `att_mma` (off by default: unmeasured in its
-/// current form, docs/perf.md stop 28).
-fn att_mma_asked() -> Result<bool> {
-    switch("LMGC_CUDA_ATT_MMA", false)
+/// `LMGC_CUDA_ATT_MMA`: `None` (unset or `auto`, the default) takes `att_mma` wherever it
+/// loads; `on` makes a device without it an error; `off` keeps the GEMMs. att_mma keeping
+/// its scores encoded 9% faster than the GEMMs on an H100 (docs/perf.md, stop 30).
+fn att_mma_setting() -> Result<Option<bool>> {
+    match std::env::var("LMGC_CUDA_ATT_MMA").as_deref() {
+        Err(_) | Ok("auto") => Ok(None),
+        Ok(_) => switch("LMGC_CUDA_ATT_MMA", true).map(Some),
+    }
 }
 
 /// An on/off setting, `default` where unset; other values are refused.
@@ -582,9 +589,10 @@ impl CompiledKernels {
             "-std=c++17".into(),
             format!("-DPV_UNROLL={pv_unroll}"),
         ];
-        let asked = att_mma_asked()?;
-        // Compiled where asked for, and in the tests, which switch it on per engine.
-        let with_att_mma = cfg!(test) || asked;
+        let setting = att_mma_setting()?;
+        let asked = setting == Some(true);
+        // Compiled unless switched off, and always in the tests, which switch it per engine.
+        let with_att_mma = cfg!(test) || setting != Some(false);
         // att_mma calls kernels.cu's helpers: compiled after it, with its options.
         let (mma_source, mma_options) = if with_att_mma {
             let mut o = options.clone();
@@ -605,6 +613,16 @@ impl CompiledKernels {
         } else {
             (MMA_SOURCE.to_string(), Vec::new())
         };
+        let compile_mma = |source: String, options: Vec<String>| {
+            cudarc::nvrtc::compile_ptx_with_opts(
+                source,
+                cudarc::nvrtc::CompileOptions {
+                    arch: Some("compute_80"),
+                    options,
+                    ..Default::default()
+                },
+            )
+        };
         unless_cuda_panics(|| {
             let (ptx, mma) = rayon::join(
                 || {
@@ -616,17 +634,15 @@ impl CompiledKernels {
                         },
                     )
                 },
-                || {
-                    cudarc::nvrtc::compile_ptx_with_opts(
-                        mma_source,
-                        cudarc::nvrtc::CompileOptions {
-                            arch: Some("compute_80"),
-                            options: mma_options,
-                            ..Default::default()
-                        },
-                    )
-                },
+                || compile_mma(mma_source, mma_options),
             );
+            // att_mma that fails to compile by default leaves att_dots (an older NVRTC, say).
+            let (mma, with_att_mma) = match mma {
+                Err(_) if with_att_mma && !asked => {
+                    (compile_mma(MMA_SOURCE.to_string(), Vec::new()), false)
+                }
+                m => (m, with_att_mma),
+            };
             // Without att_mma a failed mma.cu leaves the f64 GEMMs; asked for, it is an error.
             let mma = match mma {
                 Ok(p) => Some(p),
@@ -825,15 +841,15 @@ impl CudaEngine {
             norm_block_threads: warps_setting("LMGC_CUDA_NORM_THREADS", NORM_BLOCK_THREADS)? as u32,
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
             att_dots,
-            att_mma_on: match (att_mma.is_some(), att_mma_asked()?) {
-                (false, true) => {
+            att_mma_on: match (att_mma.is_some(), att_mma_setting()?) {
+                (false, Some(true)) => {
                     return Err(Error::Unsupported(format!(
                         "LMGC_CUDA_ATT_MMA=on: att_mma needs compute capability 8.0 or later, a \
                          head size that is a multiple of 32 up to 128 (this model's: {hd}) and \
                          LMGC_CUDA_QK_MMA not off; unset LMGC_CUDA_ATT_MMA"
                     )));
                 }
-                (loaded, asked) => loaded && asked,
+                (loaded, setting) => loaded && setting != Some(false),
             },
             att_mma,
             vpack: None,

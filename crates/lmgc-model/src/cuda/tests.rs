@@ -341,7 +341,7 @@ fn scales_split_where_their_products_fit_64_bits() {
     assert!(split_scales(&[(1 << 26) + 1], NORM_QUOT_SPLIT).is_none());
 }
 
-/// Many windows of a few lengths: runs of one shape share batched GEMMs.
+/// Many windows of a few lengths: runs of one shape share batched GEMMs (att_mma off).
 #[test]
 fn windows_of_equal_length_match_the_host_engine() {
     check_windows(
@@ -349,12 +349,12 @@ fn windows_of_equal_length_match_the_host_engine() {
         15,
         &[64, 64, 64, 64, 64, 200, 200, 40],
         256,
-        |_| {},
+        |g| g.att_mma_on = false,
     );
 }
 
 /// A budget of one position (raised to the windows' 640): the runs go in two batches, keys
-/// copied per batch for the scores and values recopied per batch for P · V.
+/// copied per batch for the scores and values recopied per batch for P · V (att_mma off).
 #[test]
 fn one_run_per_copy_matches_the_host_engine() {
     check_windows(
@@ -363,14 +363,15 @@ fn one_run_per_copy_matches_the_host_engine() {
         &[70, 70, 9, 130, 600],
         640,
         |g| {
+            g.att_mma_on = false;
             g.kv_budget = 1;
             g.att_block = 128;
         },
     );
 }
 
-/// The runs' whole attention on the int8 tensor cores (`att_mma`, mma.cu;
-/// `LMGC_CUDA_ATT_MMA=on`) for head sizes of 32, 64 (SmolLM2's) and 128: runs of one tile
+/// The runs' whole attention on the int8 tensor cores (`att_mma`, mma.cu; the default
+/// where it loads) for head sizes of 32, 64 (SmolLM2's) and 128: runs of one tile
 /// and of many, windows of 600 positions (four warps' probabilities past the 48 KiB any
 /// kernel gets) and of 2,100 (three warps per block, or one keeping scores); scores kept
 /// from the first pass and recomputed in each.
@@ -454,8 +455,8 @@ fn attention_on_tensor_cores_in_pieces_matches_the_host_engine() {
 }
 
 /// The runs' dot products on the int8 tensor cores (`att_dots`, mma.cu) and P · V as the
-/// f64 GEMM (the default) for head sizes of 32 and 128, with the runs' values in two copies
-/// (a budget of one position).
+/// f64 GEMM (with att_mma off, or where it does not load) for head sizes of 32 and 128,
+/// with the runs' values in two copies (a budget of one position).
 #[test]
 fn dot_products_on_tensor_cores_match_the_host_engine() {
     for (c, seed) in [
@@ -527,13 +528,15 @@ fn layers_refused_at_first_use_match_the_host_engine() {
 }
 
 /// Prefill split across calls: the second call's runs start mid-window, attend to keys
-/// the first call cached, and differ in shape from each other.
+/// the first call cached, and differ in shape from each other (the GEMMs; att_mma's own
+/// test is `attention_on_tensor_cores_in_pieces_matches_the_host_engine`).
 #[test]
 fn prefill_in_pieces_matches_the_host_engine() {
     let c = config(2, 64, 4, 2, 160, 300);
     let Some((mut host, mut gpu)) = engines(c.clone(), 17, 640) else {
         return;
     };
+    gpu.att_mma_on = false;
     let windows: Vec<Vec<u32>> = [300, 40, 600, 300]
         .iter()
         .enumerate()
