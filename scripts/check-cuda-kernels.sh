@@ -104,7 +104,7 @@ inline unsigned long long atomicMax(unsigned long long* p, unsigned long long v)
 inline double __longlong_as_double(long long v) { double d; std::memcpy(&d, &v, 8); return d; }
 inline long long __double_as_longlong(double d) { long long v; std::memcpy(&v, &d, 8); return v; }
 SHIM
-# Alone, as the engine compiles it without att_mma (LMGC_CUDA_ATT_MMA unset).
+# Alone, as the engine compiles it without att_mma (LMGC_CUDA_ATT_MMA=off).
 { echo '#include "mma_shim.h"'; cat crates/lmgc-model/src/cuda/mma.cu; } > "$tmp/m0.cpp"
 g++ -std=c++20 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -I"$tmp" \
     "$tmp/m0.cpp"

@@ -551,7 +551,12 @@ pub struct CompiledKernels {
 fn att_mma_setting() -> Result<Option<bool>> {
     match std::env::var("LMGC_CUDA_ATT_MMA").as_deref() {
         Err(_) | Ok("auto") => Ok(None),
-        Ok(_) => switch("LMGC_CUDA_ATT_MMA", true).map(Some),
+        Ok("on") => Ok(Some(true)),
+        Ok("off") => Ok(Some(false)),
+        Ok(v) => Err(Error::Unsupported(format!(
+            "LMGC_CUDA_ATT_MMA={v}: set auto (the default: att_mma where it loads), on (an \
+             error where it does not) or off (the GEMMs)"
+        ))),
     }
 }
 
@@ -636,9 +641,15 @@ impl CompiledKernels {
                 },
                 || compile_mma(mma_source, mma_options),
             );
-            // att_mma that fails to compile by default leaves att_dots (an older NVRTC, say).
+            // att_mma that fails to compile by default leaves att_dots (an older NVRTC, say),
+            // said where the profile is on, since the prefill then runs slower.
             let (mma, with_att_mma) = match mma {
-                Err(_) if with_att_mma && !asked => {
+                Err(e) if with_att_mma && !asked => {
+                    if std::env::var("LMGC_PROFILE").is_ok_and(|v| !v.is_empty()) {
+                        eprintln!(
+                            "lmgc: att_mma did not compile ({e}); the prefill takes the GEMMs"
+                        );
+                    }
                     (compile_mma(MMA_SOURCE.to_string(), Vec::new()), false)
                 }
                 m => (m, with_att_mma),
@@ -649,7 +660,8 @@ impl CompiledKernels {
                 Err(e) if asked => {
                     return Err(Error::Backend(format!(
                         "compiling mma.cu with att_mma (LMGC_CUDA_ATT_MMA=on) with NVRTC: {e}; \
-                         unset LMGC_CUDA_ATT_MMA for the default path"
+                         unset LMGC_CUDA_ATT_MMA to fall back to the GEMMs where it does not \
+                         compile, or set it off"
                     )));
                 }
                 Err(_) => None,
@@ -1417,8 +1429,15 @@ fn mma_kernels(
     hd: usize,
 ) -> Result<(Option<CudaFunction>, Option<AttMma>)> {
     use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
-    // att_mma's settings are read where it is compiled only, as LMGC_CUDA_ATT_MMA_LOADS is:
-    // the default path does not depend on them. A block has at most 1,024 threads.
+    if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
+        || !hd.is_multiple_of(32)
+        || hd > 128
+    {
+        return Ok((None, None));
+    }
+    // att_mma's settings are read where it is compiled (unless LMGC_CUDA_ATT_MMA=off), as
+    // LMGC_CUDA_ATT_MMA_LOADS is, and only for a model it can run. A block has at most
+    // 1,024 threads.
     let max_warps = match with_att_mma.then(|| tuning("LMGC_CUDA_ATT_MMA_WARPS", ATT_MMA_WARPS)) {
         None => ATT_MMA_WARPS,
         Some(Ok(w @ 1..=32)) => w,
@@ -1431,12 +1450,6 @@ fn mma_kernels(
         Some(Err(e)) => return Err(e),
     };
     let keep = !with_att_mma || switch("LMGC_CUDA_ATT_MMA_KEEP", true)?;
-    if std::env::var("LMGC_CUDA_QK_MMA").as_deref() == Ok("off")
-        || !hd.is_multiple_of(32)
-        || hd > 128
-    {
-        return Ok((None, None));
-    }
     let major = ctx
         .attribute(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)
         .ok();

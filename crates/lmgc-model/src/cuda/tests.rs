@@ -118,8 +118,9 @@ fn run_in_pieces(e: &mut dyn Engine, windows: &[Vec<u32>], first: usize) -> Vec<
     out
 }
 
-/// Windows of 70, 9 and 130 tokens: in prefill the first and last take the attention GEMMs,
-/// the middle one (shorter than `ATT_GEMM_MIN_ROWS`) the kernels, in the same call.
+/// Windows of 70, 9 and 130 tokens: in prefill the first and last take the runs' attention
+/// (att_mma where it loads, else the GEMMs), the middle one (shorter than
+/// `ATT_GEMM_MIN_ROWS`) the kernels, in the same call.
 fn check(c: LlamaConfig, seed: u64) {
     check_windows(c, seed, &[70, 9, 130], 256, |_| {});
 }
@@ -294,12 +295,16 @@ fn attention_in_three_kernels_matches_the_host_engine() {
 
 /// `att_row` with more than the 48 KiB of shared memory any kernel gets: a window of 2,100
 /// positions for groups of three 64-wide heads (SmolLM2's) takes about 52 KiB, from the
-/// device's opt-in maximum (a window of 2,048, the codec's default, takes 51).
+/// device's opt-in maximum (a window of 2,048, the codec's default, takes 51). Its prefill
+/// runs on att_mma and, the one long window the GEMM path gets, with att_mma off.
 #[test]
 fn long_decoding_windows_take_opt_in_shared_memory() {
-    check_windows(config(1, 192, 3, 1, 160, 300), 20, &[2100, 5], 2112, |g| {
-        assert!(g.att_row_shared > SHARED_BYTES, "no opt-in shared memory");
-    });
+    for mma in [true, false] {
+        check_windows(config(1, 192, 3, 1, 160, 300), 20, &[2100, 5], 2112, |g| {
+            assert!(g.att_row_shared > SHARED_BYTES, "no opt-in shared memory");
+            g.att_mma_on &= mma;
+        });
+    }
 }
 
 /// `att_row` for any group size on SmolLM2's groups of three 64-wide heads: what groups past
@@ -354,7 +359,8 @@ fn windows_of_equal_length_match_the_host_engine() {
 }
 
 /// A budget of one position (raised to the windows' 640): the runs go in two batches, keys
-/// copied per batch for the scores and values recopied per batch for P · V (att_mma off).
+/// copied per batch for the scores and values recopied per batch for P · V (head size 16:
+/// no att_mma).
 #[test]
 fn one_run_per_copy_matches_the_host_engine() {
     check_windows(
@@ -363,7 +369,6 @@ fn one_run_per_copy_matches_the_host_engine() {
         &[70, 70, 9, 130, 600],
         640,
         |g| {
-            g.att_mma_on = false;
             g.kv_budget = 1;
             g.att_block = 128;
         },
@@ -528,15 +533,14 @@ fn layers_refused_at_first_use_match_the_host_engine() {
 }
 
 /// Prefill split across calls: the second call's runs start mid-window, attend to keys
-/// the first call cached, and differ in shape from each other (the GEMMs; att_mma's own
-/// test is `attention_on_tensor_cores_in_pieces_matches_the_host_engine`).
+/// the first call cached, and differ in shape from each other (head size 16: the GEMMs;
+/// att_mma's is `attention_on_tensor_cores_in_pieces_matches_the_host_engine`).
 #[test]
 fn prefill_in_pieces_matches_the_host_engine() {
     let c = config(2, 64, 4, 2, 160, 300);
     let Some((mut host, mut gpu)) = engines(c.clone(), 17, 640) else {
         return;
     };
-    gpu.att_mma_on = false;
     let windows: Vec<Vec<u32>> = [300, 40, 600, 300]
         .iter()
         .enumerate()
