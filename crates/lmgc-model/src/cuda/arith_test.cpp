@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <vector>
 
 static int failures = 0;
 #define CHECK(cond, ...)                   \
@@ -36,8 +37,50 @@ static i64 slow_score(i64 dot, int qe, int ke, i64 scale) {
     return (i64)round_shift((i128)dot * (i128)scale, 30 - 10 - qe - ke);
 }
 
+// norm_row_regs against norm_row (one thread: lane 0's elements, the same reductions), with
+// and without the residual add and the split gammas, on rows whose norms take the split
+// quotients, rows with elements past them (the third loop's reload), and rows of huge values
+// (rms past 2^52: no fast path).
+static void check_norm_regs(std::mt19937_64& rng) {
+    const int M = 3, d = 576;
+    std::vector<i64> x0(M * d), gamma(d), gsplit(d), scale(d), acc(M * d);
+    for (int i = 0; i < d; i++) {
+        i64 gm = 1 + (i64)(rng() % ((1u << 25) - 1)) * 2, gz = (i64)(rng() % 20);
+        gsplit[i] = gm * 128 + gz;
+        gamma[i] = gm << gz;
+        scale[i] = 1 + (i64)(rng() >> 40);
+    }
+    for (int kind = 0; kind < 3; kind++) {
+        for (int t = 0; t < M * d; t++) {
+            int bits = kind == 0 ? 30 : kind == 1 ? (t % 7 == 0 ? 62 : 34) : 61;
+            x0[t] = (i64)(rng() >> (64 - bits)) - ((i64)1 << (bits - 1));
+            acc[t] = (i64)(rng() >> 36) - ((i64)1 << 27);
+        }
+        for (int add = 0; add < 2; add++)
+            for (int split = 0; split < 2; split++) {
+                std::vector<i64> xa = x0, xb = x0;
+                std::vector<int> ha(M * d, 7), hb(M * d, 7), ea(M, -3), eb(M, -3);
+                std::vector<signed char> la(2 * M * d, 1), lb(2 * M * d, 1);
+                const i64* sc = add ? scale.data() : nullptr;
+                const i64* gs = split ? gsplit.data() : nullptr;
+                for (int r = 0; r < M; r++) {
+                    norm_row<false>(r, 0, WARP, nullptr, M, d, acc.data(), nullptr, nullptr, sc,
+                                    nullptr, -20, xa.data(), gamma.data(), gs, 5, 1 << 10,
+                                    ha.data(), la.data(), ea.data());
+                    norm_row_regs<24>(r, 0, M, d, acc.data(), nullptr, nullptr, sc, nullptr, -20,
+                                      xb.data(), gamma.data(), gs, 5, 1 << 10, hb.data(),
+                                      lb.data(), eb.data());
+                }
+                CHECK(xa == xb && ha == hb && la == lb && ea == eb,
+                      "norm_row_regs differs from norm_row (kind %d, add %d, split %d)", kind,
+                      add, split);
+            }
+    }
+}
+
 int main() {
     std::mt19937_64 rng(7);
+    check_norm_regs(rng);
     auto any = [&](int bits) -> i128 {
         if (bits <= 0) return 0;
         u128 v = ((u128)rng() << 64) | rng();

@@ -531,6 +531,95 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
                     wexp, x, gamma, gsplit, gexp, eps, h, limbs, hexp);
 }
 
+// norm_row<false> with the row in registers: lane l keeps elements l + WARP k (k < SLOTS,
+// for rows of at most WARP * SLOTS) from the first loop, and the second loop's split
+// quotients p in their place, so the second and third loops neither reload the row nor
+// divide again. The same integers as norm_row: p is what norm_mant_split gives for the
+// same inputs; where it does not apply (bit k of `wide`), the third loop takes norm_mant
+// from the row in memory, as norm_row does. LMGC_CUDA_NORM_REGS=on (unmeasured).
+template <int SLOTS>
+__device__ __forceinline__ void norm_row_regs(int r, int lane, int M, int d, const i64* acc,
+                                              const int* g, const i64* rowsum,
+                                              const i64* scale, const i64* split, int wexp,
+                                              i64* x, const i64* gamma, const i64* gsplit,
+                                              int gexp, i64 eps, int* h, signed char* limbs,
+                                              int* hexp) {
+    static_assert(SLOTS <= 32, "one bit of `wide` per slot");
+    i64* row = x + (i64)r * d;
+    int shift = scale ? -(hexp[r] + wexp + 24) : 0;
+    i64 v[SLOTS];
+    u128 sumsq = 0;
+#pragma unroll
+    for (int k = 0; k < SLOTS; k++) {
+        int i = lane + WARP * k;
+        if (i >= d) break;
+        i64 t = row[i];
+        if (scale) {
+            t = residual_add(t, sum_at(acc, g, rowsum, (i64)M * d, (i64)r * d + i, i), scale[i],
+                             split, i, shift);
+            row[i] = t;
+        }
+        v[k] = t;
+        u64 a = t < 0 ? (u64)0 - (u64)t : (u64)t;
+        sumsq += (u128)a * a;
+    }
+    sumsq = warp_sum_u128(sumsq);
+    u128 rms = 0;
+    if (lane == 0) {
+        rms = isqrt(udiv_small(sumsq, (u64)d) + (u128)eps);
+        if (rms < 1) rms = 1;
+    }
+    rms = shfl_u128(rms, 0);
+    bool fast = rms < ((u128)1 << 52);
+    double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
+    u64 kx = 0;
+    unsigned wide = 0;
+#pragma unroll
+    for (int k = 0; k < SLOTS; k++) {
+        int i = lane + WARP * k;
+        if (i >= d) break;
+        i64 p;
+        int z;
+        u64 key;
+        if (gsplit && norm_mant_split(v[k], rms, fast, inv, gsplit[i], &p, &z)) {
+            v[k] = p;
+            key = mag_key64(p < 0 ? (u64)0 - (u64)p : (u64)p, z);
+        } else {
+            wide |= 1u << k;
+            key = mag_key(uabs(norm_mant(v[k], rms, fast, inv, gamma[i])));
+        }
+        if (key > kx) kx = key;
+    }
+    int s = quant_shift(key_mag(warp_max_u64(kx)), 32767);
+    i64 half = (i64)M * d;
+#pragma unroll
+    for (int k = 0; k < SLOTS; k++) {
+        int i = lane + WARP * k;
+        if (i >= d) break;
+        int q = (wide >> k) & 1
+                    ? quant_apply_wide(norm_mant(row[i], rms, fast, inv, gamma[i]), s, 32767)
+                    : (int)quant_apply_split(v[k], split_shift(gsplit[i]), s, 32767);
+        put_level(h, limbs, half, (i64)r * d + i, q);
+    }
+    if (lane == 0) hexp[r] = gexp - 32 + s;
+}
+
+// RMSNorm (norm_row_regs): warp per row, rows of at most WARP * slots.
+#define NORM_ROWS_REGS(name, SLOTS)                                                             \
+    extern "C" __global__ void name(int M, int d, const i64* acc, const int* g,                 \
+                                    const i64* rowsum, const i64* scale, const i64* split,     \
+                                    int wexp, i64* x, const i64* gamma, const i64* gsplit,     \
+                                    int gexp, i64 eps, int* h, signed char* limbs, int* hexp) { \
+        int r = warp_id();                                                                      \
+        if (r >= M) return;                                                                     \
+        norm_row_regs<SLOTS>(r, threadIdx.x % WARP, M, d, acc, g, rowsum, scale, split, wexp,  \
+                             x, gamma, gsplit, gexp, eps, h, limbs, hexp);                      \
+    }
+NORM_ROWS_REGS(norm_rows_r8, 8)
+NORM_ROWS_REGS(norm_rows_r16, 16)
+NORM_ROWS_REGS(norm_rows_r24, 24)
+NORM_ROWS_REGS(norm_rows_r32, 32)
+
 // RMSNorm (norm_row): block per row, for calls of few rows (a decoding step), where a warp
 // per row leaves most of the GPU idle behind each row's chain of 128-bit operations.
 extern "C" __global__ void norm_rows_block(int M, int d, const i64* acc, const int* g,

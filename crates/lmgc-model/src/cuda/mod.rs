@@ -44,11 +44,15 @@ const SOURCE: &str = include_str!("kernels.cu");
 /// GPU) and loaded only on a device that runs them; with `att_mma` (`ATT_MMA`), after
 /// `SOURCE`, whose exact helpers it calls.
 const MMA_SOURCE: &str = include_str!("mma.cu");
-const KERNELS: [&str; 33] = [
+const KERNELS: [&str; 37] = [
     "embed",
     "levels_f64",
     "norm_rows",
     "norm_rows_block",
+    "norm_rows_r8",
+    "norm_rows_r16",
+    "norm_rows_r24",
+    "norm_rows_r32",
     "to_f64",
     "from_f64",
     "kv_to_f64",
@@ -446,6 +450,9 @@ pub struct CudaEngine {
     norm_block_rows: usize,
     /// Threads per row of `norm_rows_block`.
     norm_block_threads: u32,
+    /// `LMGC_CUDA_NORM_REGS=on`: calls that take `norm_rows` take `norm_rows_r{8,16,24,32}`
+    /// instead (the row and its quotients in registers) where a row fits 32 slots a lane.
+    norm_regs: bool,
     /// Rows outside the attention GEMMs take `att_row` (scores, probabilities and P · V in
     /// one kernel) where its shared memory fits (off: the three kernels; a test switches it
     /// to reach those, and `LMGC_CUDA_FUSED_ATT=off` turns it off, for comparison).
@@ -756,6 +763,7 @@ impl CudaEngine {
             // The registers of the prefill's ALU-bound kernels, which bound their residency.
             for (k, label) in [
                 ("norm_rows", "norm_rows_registers"),
+                ("norm_rows_r24", "norm_rows_r24_registers"),
                 ("ffn_row", "ffn_row_registers"),
                 ("qk_rope", "qk_rope_registers"),
                 ("att_out_row", "att_out_row_registers"),
@@ -851,6 +859,7 @@ impl CudaEngine {
                 _ => tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
             },
             norm_block_threads: warps_setting("LMGC_CUDA_NORM_THREADS", NORM_BLOCK_THREADS)? as u32,
+            norm_regs: switch("LMGC_CUDA_NORM_REGS", false)?,
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
             att_dots,
             att_mma_on: match (att_mma.is_some(), att_mma_setting()?) {
@@ -998,6 +1007,7 @@ impl CudaEngine {
             profile: self.profile.as_ref(),
             split_scales: self.split_scales,
             norm_block: (m <= self.norm_block_rows).then_some(self.norm_block_threads),
+            norm_regs: self.norm_regs,
         };
         let st = &self.stream;
         // Decoding steps (no runs) and att_mma's calls skip the plan's uploads.
@@ -1419,6 +1429,20 @@ impl CudaEngine {
     }
 }
 
+/// The warp-per-row norm kernel for rows of `d`: with `regs` (`LMGC_CUDA_NORM_REGS=on`),
+/// `norm_rows_r*` with the fewest slots that hold a lane's share of a row; else, or for rows
+/// past 32 slots a lane, `norm_rows`.
+fn norm_rows_kernel(regs: bool, d: usize) -> &'static str {
+    match d.div_ceil(32) {
+        _ if !regs => "norm_rows",
+        0..=8 => "norm_rows_r8",
+        9..=16 => "norm_rows_r16",
+        17..=24 => "norm_rows_r24",
+        25..=32 => "norm_rows_r32",
+        _ => "norm_rows",
+    }
+}
+
 /// `mma.cu`'s kernels: `att_dots` where the device, the head size and the environment allow
 /// it, and `att_mma` with it where `mma.cu` was compiled with it (see `CudaEngine::att_dots`,
 /// `CudaEngine::att_mma`).
@@ -1674,6 +1698,8 @@ struct Run<'a> {
     split_scales: bool,
     /// The norms a block per row (`norm_rows_block`) of this many threads, or a warp per row.
     norm_block: Option<u32>,
+    /// A warp per row's norms in registers (`norm_rows_r*`; `LMGC_CUDA_NORM_REGS`).
+    norm_regs: bool,
 }
 
 impl Run<'_> {
@@ -1744,7 +1770,7 @@ impl Run<'_> {
             };
             ("norm_rows_block", cfg)
         } else {
-            ("norm_rows", warps(self.m)?)
+            (norm_rows_kernel(self.norm_regs, d), warps(self.m)?)
         };
         self.launch(kernel, cfg, |b| {
             b.arg(&mi).arg(&di);

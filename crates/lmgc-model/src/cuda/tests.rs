@@ -261,6 +261,38 @@ fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
     );
 }
 
+/// `norm_rows_r*` (`LMGC_CUDA_NORM_REGS=on`: the row and its quotients in registers) for
+/// rows of 64, 320, 576 (SmolLM2's) and 1,024, every call's norms a warp per row; the last
+/// with 128-bit scale products, where every element takes the third loop's reload.
+#[test]
+fn norms_in_registers_match_the_host_engine() {
+    for (c, seed, split) in [
+        (config(2, 64, 4, 2, 160, 300), 60, true),
+        (config(1, 320, 5, 1, 160, 300), 61, true),
+        (config(2, 576, 9, 3, 1536, 1000), 62, true),
+        (config(1, 1024, 16, 4, 160, 300), 63, true),
+        (config(2, 576, 9, 3, 1536, 1000), 64, false),
+    ] {
+        check_windows(c, seed, &[130, 9, 33], 256, |g| {
+            g.norm_regs = true;
+            g.norm_block_rows = 0;
+            g.split_scales = split;
+        });
+    }
+}
+
+#[test]
+fn norm_kernels_by_row_width() {
+    assert_eq!(norm_rows_kernel(false, 576), "norm_rows");
+    assert_eq!(norm_rows_kernel(true, 64), "norm_rows_r8");
+    assert_eq!(norm_rows_kernel(true, 256), "norm_rows_r8");
+    assert_eq!(norm_rows_kernel(true, 257), "norm_rows_r16");
+    assert_eq!(norm_rows_kernel(true, 320), "norm_rows_r16");
+    assert_eq!(norm_rows_kernel(true, 576), "norm_rows_r24");
+    assert_eq!(norm_rows_kernel(true, 1024), "norm_rows_r32");
+    assert_eq!(norm_rows_kernel(true, 1025), "norm_rows");
+}
+
 /// The same 128-bit products with the norms a block per row.
 #[test]
 fn norm_blocks_with_128_bit_scale_products_match_the_host_engine() {
