@@ -535,8 +535,9 @@ extern "C" __global__ void norm_rows(int M, int d, const i64* acc, const int* g,
 // for rows of at most WARP * SLOTS) from the first loop, and the second loop's split
 // quotients p in their place, so the second and third loops neither reload the row nor
 // divide again. The same integers as norm_row: p is what norm_mant_split gives for the
-// same inputs; where it does not apply (bit k of `wide`), the third loop takes norm_mant
-// from the row in memory, as norm_row does. LMGC_CUDA_NORM_REGS=on (unmeasured).
+// same inputs; where it does not apply (bit k of `wide`), v[k] still holds the row's value
+// and the third loop takes norm_mant of it, as norm_row does. LMGC_CUDA_NORM_REGS=on
+// (unmeasured).
 template <int SLOTS>
 __device__ __forceinline__ void norm_row_regs(int r, int lane, int M, int d, const i64* acc,
                                               const int* g, const i64* rowsum,
@@ -597,7 +598,7 @@ __device__ __forceinline__ void norm_row_regs(int r, int lane, int M, int d, con
         int i = lane + WARP * k;
         if (i >= d) break;
         int q = (wide >> k) & 1
-                    ? quant_apply_wide(norm_mant(row[i], rms, fast, inv, gamma[i]), s, 32767)
+                    ? quant_apply_wide(norm_mant(v[k], rms, fast, inv, gamma[i]), s, 32767)
                     : (int)quant_apply_split(v[k], split_shift(gsplit[i]), s, 32767);
         put_level(h, limbs, half, (i64)r * d + i, q);
     }

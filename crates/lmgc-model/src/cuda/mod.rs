@@ -763,7 +763,10 @@ impl CudaEngine {
             // The registers of the prefill's ALU-bound kernels, which bound their residency.
             for (k, label) in [
                 ("norm_rows", "norm_rows_registers"),
-                ("norm_rows_r24", "norm_rows_r24_registers"),
+                (
+                    norm_rows_kernel(true, c.d_model),
+                    "norm_rows_regs_registers",
+                ),
                 ("ffn_row", "ffn_row_registers"),
                 ("qk_rope", "qk_rope_registers"),
                 ("att_out_row", "att_out_row_registers"),

@@ -262,12 +262,14 @@ fn ffn_rows_with_128_bit_scale_products_match_the_host_engine() {
 }
 
 /// `norm_rows_r*` (`LMGC_CUDA_NORM_REGS=on`: the row and its quotients in registers) for
-/// rows of 64, 320, 576 (SmolLM2's) and 1,024, every call's norms a warp per row; the last
-/// with 128-bit scale products, where every element takes the third loop's reload.
+/// rows of 64, 144 and 800 (lanes a slot short), 320, 576 (SmolLM2's) and 1,024, every
+/// call's norms a warp per row; the last with 128-bit scale products (no split quotients).
 #[test]
 fn norms_in_registers_match_the_host_engine() {
     for (c, seed, split) in [
         (config(2, 64, 4, 2, 160, 300), 60, true),
+        (config(2, 144, 9, 3, 160, 300), 65, true),
+        (config(1, 800, 25, 5, 160, 300), 66, true),
         (config(1, 320, 5, 1, 160, 300), 61, true),
         (config(2, 576, 9, 3, 1536, 1000), 62, true),
         (config(1, 1024, 16, 4, 160, 300), 63, true),
