@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Compiles crates/lmgc-model/src/cuda/kernels.cu as C++ (g++, syntax and types only) with
+# Compiles crates/lmgc-model/src/cuda/kernels.cu as C++ (g++, syntax and types only; with
+# NORM_REGS, which adds kernels only) with
 # one 32-lane warp and with one thread per warp, against a shim of the CUDA built-ins it
 # uses. No GPU needed: this catches what NVRTC would otherwise only report on a GPU host.
 # Then runs arith_test.cpp, the fast integer helpers against their definitions,
@@ -36,7 +37,7 @@ SHIM
 { echo '#include "shim.h"'; cat crates/lmgc-model/src/cuda/kernels.cu; } > "$tmp/k.cpp"
 for warp in 32 1; do
     g++ -std=c++17 -fsyntax-only -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas \
-        -Werror -DWARP=$warp -I"$tmp" "$tmp/k.cpp"
+        -Werror -DWARP=$warp -DNORM_REGS -I"$tmp" "$tmp/k.cpp"
 done
 echo "kernels.cu compiles as C++ with WARP=32 and WARP=1"
 # The fast paths of its integer helpers against their definitions (host-run).

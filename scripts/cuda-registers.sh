@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Registers, stack (local memory) and spills of every CUDA kernel, without a GPU: compiles
 # crates/lmgc-model/src/cuda/kernels.cu and mma.cu with NVRTC as the engine does (same
-# options; mma.cu after kernels.cu with -DATT_MMA, as LMGC_CUDA_ATT_MMA=on compiles it) and
+# options, with -DNORM_REGS as LMGC_CUDA_NORM_REGS=on adds; mma.cu after kernels.cu with
+# -DATT_MMA, as the default compiles it) and
 # assembles the PTX with ptxas for one architecture (default sm_90, the H100's and H200's).
 # NVRTC and ptxas come from NVIDIA's pip wheels, downloaded once into $LMGC_CUDA_TOOLS
 # (default ~/.cache/lmgc/cuda-tools; about 150 MB). The device's driver assembles the same
@@ -76,7 +77,7 @@ def compile(name, files, opts):
     open(f"{tmp}/{name}.ptx", "wb").write(ptx.value)
 d = "crates/lmgc-model/src/cuda/"
 base = ["--device-int128", "-std=c++17", f"-DPV_UNROLL={pv_unroll}"]
-compile("kernels", [d + "kernels.cu"], base)
+compile("kernels", [d + "kernels.cu"], base + ["-DNORM_REGS"])
 compile("mma", [d + "kernels.cu", d + "mma.cu"],
         base + ["-DATT_MMA", f"-DATT_MMA_LOADS={loads}", "--gpu-architecture=compute_80"])
 PY

@@ -605,7 +605,10 @@ __device__ __forceinline__ void norm_row_regs(int r, int lane, int M, int d, con
     if (lane == 0) hexp[r] = gexp - 32 + s;
 }
 
-// RMSNorm (norm_row_regs): warp per row, rows of at most WARP * slots.
+// RMSNorm (norm_row_regs): warp per row, rows of at most WARP * slots. Compiled only with
+// NORM_REGS defined (LMGC_CUDA_NORM_REGS=on, and the tests): the default path should not pay
+// for four more unrolled kernels in every load's compile.
+#ifdef NORM_REGS
 #define NORM_ROWS_REGS(name, SLOTS)                                                             \
     extern "C" __global__ void name(int M, int d, const i64* acc, const int* g,                 \
                                     const i64* rowsum, const i64* scale, const i64* split,     \
@@ -620,6 +623,7 @@ NORM_ROWS_REGS(norm_rows_r8, 8)
 NORM_ROWS_REGS(norm_rows_r16, 16)
 NORM_ROWS_REGS(norm_rows_r24, 24)
 NORM_ROWS_REGS(norm_rows_r32, 32)
+#endif
 
 // RMSNorm (norm_row): block per row, for calls of few rows (a decoding step), where a warp
 // per row leaves most of the GPU idle behind each row's chain of 128-bit operations.

@@ -44,15 +44,11 @@ const SOURCE: &str = include_str!("kernels.cu");
 /// GPU) and loaded only on a device that runs them; with `att_mma` (`ATT_MMA`), after
 /// `SOURCE`, whose exact helpers it calls.
 const MMA_SOURCE: &str = include_str!("mma.cu");
-const KERNELS: [&str; 37] = [
+const KERNELS: [&str; 33] = [
     "embed",
     "levels_f64",
     "norm_rows",
     "norm_rows_block",
-    "norm_rows_r8",
-    "norm_rows_r16",
-    "norm_rows_r24",
-    "norm_rows_r32",
     "to_f64",
     "from_f64",
     "kv_to_f64",
@@ -287,17 +283,34 @@ struct DevLayer {
     v_exp_min: i32,
 }
 
+/// `kernels.cu`'s norms with the row in registers, compiled with `NORM_REGS` only
+/// (`LMGC_CUDA_NORM_REGS=on`, and the tests).
+const NORM_REGS_KERNELS: [&str; 4] = [
+    "norm_rows_r8",
+    "norm_rows_r16",
+    "norm_rows_r24",
+    "norm_rows_r32",
+];
+
 struct Kernels {
     f: Vec<CudaFunction>,
+    /// `NORM_REGS_KERNELS`, where compiled (else empty).
+    norm_regs: Vec<CudaFunction>,
 }
 
 impl Kernels {
     fn get(&self, name: &str) -> &CudaFunction {
-        let i = KERNELS
-            .iter()
-            .position(|k| *k == name)
-            .expect("a listed kernel");
-        &self.f[i]
+        self.find(name).expect("a listed kernel that was compiled")
+    }
+
+    fn find(&self, name: &str) -> Option<&CudaFunction> {
+        match KERNELS.iter().position(|k| *k == name) {
+            Some(i) => self.f.get(i),
+            None => NORM_REGS_KERNELS
+                .iter()
+                .position(|k| *k == name)
+                .and_then(|i| self.norm_regs.get(i)),
+        }
     }
 }
 
@@ -549,6 +562,8 @@ pub struct CompiledKernels {
     mma: Option<cudarc::nvrtc::Ptx>,
     /// Whether `mma` holds `att_mma`.
     att_mma: bool,
+    /// Whether `ptx` holds `NORM_REGS_KERNELS`.
+    norm_regs: bool,
     seconds: f64,
 }
 
@@ -625,6 +640,12 @@ impl CompiledKernels {
         } else {
             (MMA_SOURCE.to_string(), Vec::new())
         };
+        // The norms in registers: where asked for, and in the tests (not in mma.cu's copy).
+        let norm_regs = cfg!(test) || switch("LMGC_CUDA_NORM_REGS", false)?;
+        let mut options = options;
+        if norm_regs {
+            options.push("-DNORM_REGS".into());
+        }
         let compile_mma = |source: String, options: Vec<String>| {
             cudarc::nvrtc::compile_ptx_with_opts(
                 source,
@@ -677,6 +698,7 @@ impl CompiledKernels {
                 ptx,
                 att_mma: with_att_mma && mma.is_some(),
                 mma,
+                norm_regs,
                 seconds: started.elapsed().as_secs_f64(),
             })
             .map_err(|e| Error::Backend(format!("compiling the CUDA kernels with NVRTC: {e}")))
@@ -741,7 +763,16 @@ impl CudaEngine {
             .iter()
             .map(|n| module.load_function(n).map_err(drv))
             .collect::<Result<Vec<_>>>()?;
-        let att_row_shared = att_row_shared(&ctx, &f);
+        let norm_regs = if kernels.norm_regs {
+            NORM_REGS_KERNELS
+                .iter()
+                .map(|n| module.load_function(n).map_err(drv))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let kf = Kernels { f, norm_regs };
+        let att_row_shared = att_row_shared(&ctx, &kf.f);
         let att_row = att_row_kernel(c.n_heads / c.n_kv_heads)?;
         let att_row_threads = warps_setting("LMGC_CUDA_ATT_THREADS", ATT_ROW_THREADS)? as u32;
         let profile = std::env::var("LMGC_PROFILE").as_deref() == Ok("1");
@@ -752,11 +783,11 @@ impl CudaEngine {
             let gh = group * hd;
             let bytes = gh.div_ceil(4) * 16 + gh * 8 + group * 256 * 8;
             let i = KERNELS.iter().position(|k| *k == att_row).expect("listed");
-            if let Ok(r) = f[i].num_regs() {
+            if let Ok(r) = kf.f[i].num_regs() {
                 phases.0.push(("att_row_registers", r as f64));
             }
             if let Ok(b) =
-                f[i].occupancy_max_active_blocks_per_multiprocessor(att_row_threads, bytes, None)
+                kf.f[i].occupancy_max_active_blocks_per_multiprocessor(att_row_threads, bytes, None)
             {
                 phases.0.push(("att_row_blocks_per_sm", b as f64));
             }
@@ -771,8 +802,7 @@ impl CudaEngine {
                 ("qk_rope", "qk_rope_registers"),
                 ("att_out_row", "att_out_row_registers"),
             ] {
-                let i = KERNELS.iter().position(|n| *n == k).expect("listed");
-                if let Ok(r) = f[i].num_regs() {
+                if let Some(Ok(r)) = kf.find(k).map(|f| f.num_regs()) {
                     phases.0.push((label, r as f64));
                 }
             }
@@ -862,7 +892,7 @@ impl CudaEngine {
                 _ => tuning("LMGC_CUDA_NORM_BLOCK", NORM_BLOCK_ROWS)?,
             },
             norm_block_threads: warps_setting("LMGC_CUDA_NORM_THREADS", NORM_BLOCK_THREADS)? as u32,
-            norm_regs: switch("LMGC_CUDA_NORM_REGS", false)?,
+            norm_regs: switch("LMGC_CUDA_NORM_REGS", false)? && !kf.norm_regs.is_empty(),
             fused_attention: std::env::var("LMGC_CUDA_FUSED_ATT").as_deref() != Ok("off"),
             att_dots,
             att_mma_on: match (att_mma.is_some(), att_mma_setting()?) {
@@ -888,7 +918,7 @@ impl CudaEngine {
             err: stream.alloc_zeros(1).map_err(drv)?,
             layers,
             blas,
-            k: Kernels { f },
+            k: kf,
             stream,
             ws: None,
             caches: None,
