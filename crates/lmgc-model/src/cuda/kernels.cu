@@ -462,6 +462,12 @@ __device__ u128 block_bcast_u128(u128 v, u128* red) {
     return red[0];
 }
 
+// A row's RMS from its sum of squares: isqrt(sumsq / d + eps), at least 1.
+__device__ __forceinline__ u128 norm_rms(u128 sumsq, int d, i64 eps) {
+    u128 rms = isqrt(udiv_small(sumsq, (u64)d) + (u128)eps);
+    return rms < 1 ? 1 : rms;
+}
+
 // RMSNorm of row r by `nt` threads (tid = 0 .. nt - 1: a warp's lanes, or a block's threads
 // with BLOCK and `red` its shared scratch), first adding the linear layer before it into the
 // residual row x when `scale` is not null (sums as sum_at reads them, input exponents in
@@ -491,11 +497,7 @@ __device__ __forceinline__ void norm_row(int r, int tid, int nt, u128* red, int 
         sumsq += (u128)a * a;
     }
     sumsq = BLOCK ? block_sum_u128(sumsq, red) : warp_sum_u128(sumsq);
-    u128 rms = 0;
-    if (tid == 0) {
-        rms = isqrt(udiv_small(sumsq, (u64)d) + (u128)eps);
-        if (rms < 1) rms = 1;
-    }
+    u128 rms = tid == 0 ? norm_rms(sumsq, d, eps) : 0;
     rms = BLOCK ? block_bcast_u128(rms, red) : shfl_u128(rms, 0);
     bool fast = rms < ((u128)1 << 52);
     double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
@@ -565,11 +567,7 @@ __device__ __forceinline__ void norm_row_regs(int r, int lane, int M, int d, con
         sumsq += (u128)a * a;
     }
     sumsq = warp_sum_u128(sumsq);
-    u128 rms = 0;
-    if (lane == 0) {
-        rms = isqrt(udiv_small(sumsq, (u64)d) + (u128)eps);
-        if (rms < 1) rms = 1;
-    }
+    u128 rms = lane == 0 ? norm_rms(sumsq, d, eps) : 0;
     rms = shfl_u128(rms, 0);
     bool fast = rms < ((u128)1 << 52);
     double inv = fast ? 4294967296.0 / (double)(i64)rms : 0.0;
